@@ -1,0 +1,182 @@
+"""Key lifecycle: create (plaintext returned once), authenticate, rename, rotate, revoke.
+
+Every function scopes by the owning user: another tenant's key id behaves exactly like an
+unknown id (404), so ids leak nothing. Authentication reads the row on every request, which is
+what makes a revocation effective on every process at once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from apikeys import keys
+from apikeys.models import ApiKey
+from apikeys.scopes import Principal, Scope, covers, format_scopes
+from clawwits.errors import ApiError, Code
+
+MAX_KEY_NAME = 100
+MAX_GRACE_S = 30 * 86400
+# Compared against when the lookup is unknown, so unknown and wrong keys cost the same time.
+_DUMMY_DIGEST = keys.digest(keys.PREFIX + "0" * (keys.LOOKUP_LEN + keys.SECRET_LEN))
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: ApiKey
+    plaintext: str
+
+
+def _clean_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ApiError(Code.INVALID_REQUEST, "name: a key needs a name.", param="name")
+    if len(name) > MAX_KEY_NAME:
+        raise ApiError(
+            Code.INVALID_REQUEST, f"name: at most {MAX_KEY_NAME} characters.", param="name"
+        )
+    return name
+
+
+def create_key(
+    *,
+    user_id: uuid.UUID,
+    name: str,
+    scopes: frozenset[Scope],
+    rate_limit_rpm: int | None = None,
+    creator_scopes: frozenset[Scope] = frozenset({Scope.FULL}),
+    rotated_from: ApiKey | None = None,
+) -> IssuedKey:
+    """Create a key and return its plaintext, the only time it exists outside the client.
+
+    A key can never mint a key with more scopes than itself (`creator_scopes`).
+    """
+    if not scopes:
+        raise ApiError(Code.INVALID_REQUEST, "scopes: at least one scope.", param="scopes")
+    if not covers(creator_scopes, scopes):
+        raise ApiError(
+            Code.INSUFFICIENT_SCOPE, "A key cannot create a key with more scopes than itself."
+        )
+    if rate_limit_rpm is not None and rate_limit_rpm < 1:
+        raise ApiError(
+            Code.INVALID_REQUEST, "rate_limit_rpm: must be at least 1.", param="rate_limit_rpm"
+        )
+    generated = keys.generate()
+    key = ApiKey.objects.create(
+        user_id=user_id,
+        name=_clean_name(name),
+        lookup=generated.lookup,
+        digest=generated.digest,
+        scopes=format_scopes(scopes),
+        rate_limit_rpm=rate_limit_rpm,
+        rotated_from=rotated_from,
+    )
+    return IssuedKey(key=key, plaintext=generated.plaintext)
+
+
+def get_key(*, user_id: uuid.UUID, key_id: uuid.UUID | str) -> ApiKey:
+    try:
+        return ApiKey.objects.get(pk=key_id, user_id=user_id)
+    except (ApiKey.DoesNotExist, ValueError, TypeError):
+        raise ApiError(Code.NOT_FOUND, "No such API key.") from None
+
+
+def revoke_key(*, user_id: uuid.UUID, key_id: uuid.UUID | str) -> ApiKey:
+    """Revoke now. Idempotent: revoking a revoked key keeps its first revocation time."""
+    key = get_key(user_id=user_id, key_id=key_id)
+    ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    key.refresh_from_db()
+    return key
+
+
+def rename_key(*, user_id: uuid.UUID, key_id: uuid.UUID | str, name: str) -> ApiKey:
+    key = get_key(user_id=user_id, key_id=key_id)
+    key.name = _clean_name(name)
+    key.save(update_fields=["name"])
+    return key
+
+
+def rotate_key(
+    *,
+    user_id: uuid.UUID,
+    key_id: uuid.UUID | str,
+    grace_seconds: int,
+    creator_scopes: frozenset[Scope] = frozenset({Scope.FULL}),
+) -> IssuedKey:
+    """Issue a successor with the same name, scopes and limit; the old key stops after grace.
+
+    grace_seconds = 0 revokes the old key at once. A revoked or expired key cannot be rotated.
+    """
+    if not 0 <= grace_seconds <= MAX_GRACE_S:
+        raise ApiError(
+            Code.INVALID_REQUEST,
+            f"grace_seconds: between 0 and {MAX_GRACE_S}.",
+            param="grace_seconds",
+        )
+    now = timezone.now()
+    with transaction.atomic():
+        old = ApiKey.objects.select_for_update().filter(pk=key_id, user_id=user_id).first()
+        if old is None:
+            raise ApiError(Code.NOT_FOUND, "No such API key.")
+        if not old.is_usable(now):
+            raise ApiError(Code.INVALID_REQUEST, "This key is revoked or expired.")
+        issued = create_key(
+            user_id=user_id,
+            name=old.name,
+            scopes=old.scope_set,
+            rate_limit_rpm=old.rate_limit_rpm,
+            creator_scopes=creator_scopes,
+            rotated_from=old,
+        )
+        if grace_seconds == 0:
+            old.revoked_at = now
+        else:
+            old.expires_at = now + timedelta(seconds=grace_seconds)
+        old.save(update_fields=["revoked_at", "expires_at"])
+    return issued
+
+
+def _unauthorized() -> ApiError:
+    # One body for malformed, unknown, revoked and expired keys: nothing to probe.
+    return ApiError(Code.UNAUTHORIZED)
+
+
+def authenticate(raw: str) -> tuple[object, Principal]:
+    """(user, principal) for a valid key; ApiError(unauthorized) for anything else."""
+    parsed = keys.parse(raw)
+    if parsed is None:
+        raise _unauthorized()
+    key = ApiKey.objects.select_related("user", "user__tier").filter(lookup=parsed.lookup).first()
+    if key is None:
+        keys.matches(parsed.plaintext, _DUMMY_DIGEST)
+        raise _unauthorized()
+    now = timezone.now()
+    if not keys.matches(parsed.plaintext, key.digest) or not key.is_usable(now):
+        raise _unauthorized()
+    if not key.user.is_active:
+        raise _unauthorized()
+    _touch(key, now)
+    principal = Principal(
+        user_id=key.user_id,
+        scopes=key.scope_set,
+        key_id=key.id,
+        key_rpm=key.rate_limit_rpm,
+    )
+    return key.user, principal
+
+
+def _touch(key: ApiKey, now: timezone.datetime) -> None:
+    """Record last use at most once a minute per key, whatever the number of processes."""
+    interval = timedelta(seconds=settings.APIKEY_LAST_USED_INTERVAL_S)
+    if key.last_used_at is not None and now - key.last_used_at < interval:
+        return
+    cutoff = now - interval
+    ApiKey.objects.filter(pk=key.pk).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=cutoff)
+    ).update(last_used_at=now)

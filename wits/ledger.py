@@ -1,0 +1,458 @@
+"""The Wits ledger: the only code that writes wallets, reservations and ledger entries.
+
+Invariants, for every wallet at every committed state (BAR.md L1-L5):
+- L1 available >= 0 and reserved >= 0 (also CheckConstraints).
+- L2 available + reserved + lifetime_used == credited (also a CheckConstraint).
+- L3 reserved == the sum of the wallet's held reservations, and replaying the wallet's entries
+  (their deltas) reproduces the wallet row exactly (`manage.py checkledger`).
+- L4 a reservation leaves `held` exactly once, to committed or released; whoever flips the
+  state (a commit, a release, a replay of either, the reconcile task) is the only one that
+  moves money for it, so N replays in sequence or at once write one entry.
+- L5 a commit charges at most the reserved amount; usage beyond it is recorded as `loss` on the
+  reservation and never charged.
+
+How: each operation is one short transaction. Money moves through a conditional
+`UPDATE wallet ... RETURNING` (the row lock is taken by the UPDATE itself and the condition is
+re-checked under it), so concurrent reserves can never overspend. Settlement first flips the
+reservation with `UPDATE ... WHERE state = 'held'`: exactly one caller sees a row change.
+Locks are always taken reservation-then-wallet, so there is no lock cycle and no deadlock.
+On any error nothing is written: the transaction rolls back whole.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, connection, models, transaction
+from django.utils import timezone
+
+from clawwits.errors import ApiError, Code
+from wits.models import LedgerEntry, Reservation, TopupOrder, Wallet
+
+Kind = LedgerEntry.Kind
+State = Reservation.State
+_CREDIT_KINDS = {Kind.TOPUP, Kind.GRANT, Kind.ADJUSTMENT}
+
+
+class LedgerError(Exception):
+    """A ledger operation was refused; nothing was written."""
+
+
+@dataclass(frozen=True)
+class Balance:
+    available: int
+    reserved: int
+    lifetime_used: int
+
+
+@dataclass(frozen=True)
+class Settlement:
+    reservation_id: uuid.UUID
+    state: str
+    amount: int
+    charged: int
+    loss: int
+    # False when this call found the reservation already settled (a replay): it wrote nothing.
+    applied: bool
+
+
+def insufficient_wits(needed: int) -> ApiError:
+    return ApiError(
+        Code.INSUFFICIENT_WITS,
+        f"Not enough Wits: this request needs up to {needed} available. Top up at /pricing.",
+        extra={"requiredWits": needed},
+    )
+
+
+def _move(
+    user_id: uuid.UUID,
+    *,
+    available: int,
+    reserved: int = 0,
+    used: int = 0,
+    require_available: int | None = None,
+) -> Balance | None:
+    """Apply deltas to one wallet; None when the wallet is missing or the guard fails.
+
+    `require_available` makes the update conditional on `available >= require_available`,
+    evaluated under the row lock the UPDATE takes, so no concurrent reader can slip between.
+    """
+    table = Wallet._meta.db_table
+    sql = (
+        f"UPDATE {table} SET available = available + %s, reserved = reserved + %s, "
+        f"lifetime_used = lifetime_used + %s, credited = credited + %s, updated_at = %s "
+        f"WHERE user_id = %s"
+    )
+    params: list[object] = [available, reserved, used, available + reserved + used, timezone.now()]
+    params.append(user_id.hex if connection.vendor == "sqlite" else user_id)
+    if require_available is not None:
+        sql += " AND available >= %s"
+        params.append(require_available)
+    sql += " RETURNING available, reserved, lifetime_used"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return None if row is None else Balance(*row)
+
+
+def _entry(
+    user_id: uuid.UUID,
+    kind: str,
+    amount: int,
+    after: Balance,
+    *,
+    available: int,
+    reserved: int = 0,
+    used: int = 0,
+    actor: str,
+    note: str = "",
+    reservation_id: uuid.UUID | None = None,
+    order_id: uuid.UUID | None = None,
+) -> LedgerEntry:
+    return LedgerEntry.objects.create(
+        wallet_id=user_id,
+        kind=kind,
+        amount=amount,
+        available_delta=available,
+        reserved_delta=reserved,
+        used_delta=used,
+        available_after=after.available,
+        reserved_after=after.reserved,
+        used_after=after.lifetime_used,
+        reservation_id=reservation_id,
+        order_id=order_id,
+        actor=actor,
+        note=note,
+    )
+
+
+def open_wallet(*, user_id: uuid.UUID) -> None:
+    """Create the user's empty wallet if it does not exist. Safe inside an outer transaction."""
+    Wallet.objects.get_or_create(user_id=user_id)
+
+
+def balance(*, user_id: uuid.UUID) -> Balance:
+    """One row, one statement: the three figures always come from the same committed state."""
+    row = Wallet.objects.filter(user_id=user_id).values_list(
+        "available", "reserved", "lifetime_used"
+    )
+    found = row.first()
+    return Balance(*found) if found else Balance(0, 0, 0)
+
+
+def grant(
+    *,
+    user_id: uuid.UUID,
+    amount: int,
+    actor: str,
+    note: str = "",
+    kind: str = Kind.GRANT,
+) -> LedgerEntry:
+    """Credit (or, as an adjustment, debit) Wits. One entry; the wallet is created if missing.
+
+    A negative adjustment that would drive `available` below zero raises LedgerError and
+    changes nothing. Nests inside an outer transaction (account creation uses that).
+    """
+    if kind not in {Kind.GRANT, Kind.ADJUSTMENT}:
+        raise LedgerError(f"grant cannot write a {kind} entry")
+    if not isinstance(amount, int) or amount == 0:
+        raise LedgerError("amount must be a non-zero integer")
+    if amount < 0 and kind != Kind.ADJUSTMENT:
+        raise LedgerError("only an adjustment may remove Wits")
+    if not note.strip() and actor.startswith("admin:"):
+        raise LedgerError("an admin grant needs a note")
+    with transaction.atomic():
+        open_wallet(user_id=user_id)
+        after = _move(user_id, available=amount, require_available=max(0, -amount))
+        if after is None:
+            raise LedgerError(f"the wallet holds less than {-amount} available Wits")
+        return _entry(user_id, kind, amount, after, available=amount, actor=actor, note=note)
+
+
+def reserve(
+    *,
+    user_id: uuid.UUID,
+    request_id: str,
+    amount: int,
+    model: str = "",
+    provider: str = "",
+    api_key_id: uuid.UUID | None = None,
+    ttl: timedelta | None = None,
+) -> Reservation:
+    """Hold `amount` Wits for one request before anything is sent upstream.
+
+    Raises ApiError(insufficient_wits) when available < amount, and LedgerError for a request id
+    that already has a reservation; in both cases nothing changes.
+    """
+    if not isinstance(amount, int) or amount <= 0:
+        raise LedgerError("a reservation must be a positive integer")
+    now = timezone.now()
+    expires = now + (ttl or timedelta(seconds=settings.WITS_RESERVATION_TTL_S))
+    try:
+        with transaction.atomic(durable=True):
+            after = _move(user_id, available=-amount, reserved=amount, require_available=amount)
+            if after is None:
+                raise insufficient_wits(amount)
+            reservation = Reservation.objects.create(
+                request_id=request_id,
+                wallet_id=user_id,
+                amount=amount,
+                model=model[:100],
+                provider=provider[:100],
+                api_key_id=api_key_id,
+                created_at=now,
+                expires_at=expires,
+            )
+            _entry(
+                user_id,
+                Kind.RESERVE,
+                amount,
+                after,
+                available=-amount,
+                reserved=amount,
+                actor="gateway",
+                reservation_id=reservation.id,
+            )
+    except IntegrityError as exc:
+        raise LedgerError(f"request {request_id} already holds a reservation") from exc
+    return reservation
+
+
+def _settle(
+    reservation: Reservation | uuid.UUID,
+    *,
+    state: str,
+    actual: int,
+    reason: str,
+    actor: str,
+    attach: Sequence[models.Model] = (),
+) -> Settlement:
+    if isinstance(reservation, Reservation):
+        res_id, amount, wallet_id = reservation.id, reservation.amount, reservation.wallet_id
+    else:
+        # amount and wallet never change after creation, so reading them unlocked is safe.
+        row = Reservation.objects.filter(pk=reservation).values_list("amount", "wallet_id").first()
+        if row is None:
+            raise LedgerError(f"no reservation {reservation}")
+        res_id, (amount, wallet_id) = reservation, row
+    if not isinstance(actual, int) or actual < 0:
+        raise LedgerError("usage must be a non-negative integer")
+    charged = min(actual, amount)
+    loss = actual - charged
+    returned = amount - charged
+    now = timezone.now()
+    with transaction.atomic(durable=True):
+        flipped = Reservation.objects.filter(pk=res_id, state=State.HELD).update(
+            state=state, charged=charged, loss=loss, settle_reason=reason[:32], settled_at=now
+        )
+        if not flipped:
+            return _settled_outcome(res_id)
+        after = _move(wallet_id, available=returned, reserved=-amount, used=charged)
+        if after is None:
+            raise LedgerError(f"wallet {wallet_id} vanished")  # PROTECT makes this impossible
+        kind = Kind.COMMIT if state == State.COMMITTED else Kind.RELEASE
+        _entry(
+            wallet_id,
+            kind,
+            charged if kind == Kind.COMMIT else returned,
+            after,
+            available=returned,
+            reserved=-amount,
+            used=charged,
+            actor=actor,
+            note=reason,
+            reservation_id=res_id,
+        )
+        for row in attach:
+            row.save(force_insert=True)
+    return Settlement(res_id, state, amount, charged, loss, applied=True)
+
+
+def _settled_outcome(res_id: uuid.UUID) -> Settlement:
+    res = Reservation.objects.get(pk=res_id)
+    return Settlement(res.id, res.state, res.amount, res.charged, res.loss, applied=False)
+
+
+def commit(
+    reservation: Reservation | uuid.UUID,
+    *,
+    actual: int,
+    reason: str = "completed",
+    actor: str = "gateway",
+    attach: Sequence[models.Model] = (),
+) -> Settlement:
+    """Charge real usage (at most the reservation) and return the rest, exactly once.
+
+    `attach`: rows (a usage record) inserted in the same transaction, so they exist if and only
+    if the settlement happened. A replay returns the first outcome with applied=False.
+    """
+    return _settle(
+        reservation, state=State.COMMITTED, actual=actual, reason=reason, actor=actor, attach=attach
+    )
+
+
+def release(
+    reservation: Reservation | uuid.UUID,
+    *,
+    reason: str,
+    actor: str = "gateway",
+    attach: Sequence[models.Model] = (),
+) -> Settlement:
+    """Return the whole reservation (failure before any output), exactly once."""
+    return _settle(
+        reservation, state=State.RELEASED, actual=0, reason=reason, actor=actor, attach=attach
+    )
+
+
+def record_usage(reservation: Reservation | uuid.UUID, *, actual: int) -> bool:
+    """Remember usage so far on a held reservation, for reconcile to commit after a crash."""
+    res_id = reservation.id if isinstance(reservation, Reservation) else reservation
+    return bool(
+        Reservation.objects.filter(pk=res_id, state=State.HELD).update(recorded=max(0, actual))
+    )
+
+
+@dataclass(frozen=True)
+class ReconcileResult:
+    committed: int
+    released: int
+    skipped: int
+
+
+def reconcile(*, now: datetime | None = None, batch_size: int = 500) -> ReconcileResult:
+    """Settle reservations left open past their expiry by a crashed process.
+
+    Each is committed from its recorded usage, or released when none was recorded. Safe to run
+    concurrently with itself and with late commits: the settle gate picks one winner, the others
+    count as skipped.
+    """
+    now = now or timezone.now()
+    committed = released = skipped = 0
+    while True:
+        stale = list(
+            Reservation.objects.filter(state=State.HELD, expires_at__lt=now)
+            .order_by("expires_at")
+            .values_list("id", "amount", "wallet_id", "recorded")[:batch_size]
+        )
+        if not stale:
+            break
+        for res_id, amount, wallet_id, recorded in stale:
+            res = Reservation(id=res_id, amount=amount, wallet_id=wallet_id)
+            if recorded is not None:
+                outcome = commit(res, actual=recorded, reason="reconciled", actor="reconcile")
+                committed += outcome.applied
+            else:
+                outcome = release(res, reason="expired", actor="reconcile")
+                released += outcome.applied
+            skipped += not outcome.applied
+        if len(stale) < batch_size:
+            break
+    return ReconcileResult(committed, released, skipped)
+
+
+def credit_order(*, order_id: uuid.UUID, actor: str, note: str = "") -> bool:
+    """Credit a paid top-up order exactly once; False (and nothing written) if already done."""
+    with transaction.atomic():
+        flipped = TopupOrder.objects.filter(pk=order_id, state=TopupOrder.State.PENDING).update(
+            state=TopupOrder.State.CREDITED, credited_at=timezone.now()
+        )
+        if not flipped:
+            return False
+        order = TopupOrder.objects.get(pk=order_id)
+        open_wallet(user_id=order.user_id)
+        after = _move(order.user_id, available=order.wits)
+        _entry(
+            order.user_id,
+            Kind.TOPUP,
+            order.wits,
+            after,
+            available=order.wits,
+            actor=actor,
+            note=note or f"order {order.reference}",
+            order_id=order.id,
+        )
+    return True
+
+
+def cancel_order(*, order_id: uuid.UUID) -> bool:
+    """Cancel a pending order; a credited order can never be canceled."""
+    return bool(
+        TopupOrder.objects.filter(pk=order_id, state=TopupOrder.State.PENDING).update(
+            state=TopupOrder.State.CANCELED
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Drift:
+    user_id: uuid.UUID
+    problem: str
+
+
+def check(*, user_ids: Iterable[uuid.UUID] | None = None) -> list[Drift]:
+    """Replay every wallet from its entries and report each broken invariant (L1-L4)."""
+    drifts: list[Drift] = []
+    wallets = Wallet.objects.all().order_by("user_id")
+    if user_ids is not None:
+        wallets = wallets.filter(user_id__in=list(user_ids))
+    for wallet in wallets.iterator(chunk_size=500):
+        drifts.extend(_check_wallet(wallet))
+    return drifts
+
+
+def _check_wallet(wallet: Wallet) -> list[Drift]:
+    uid = wallet.user_id
+    problems: list[str] = []
+    avail = reserved = used = credited = 0
+    entries = LedgerEntry.objects.filter(wallet_id=uid).order_by("id")
+    per_reservation: dict[uuid.UUID, list[str]] = {}
+    for e in entries.iterator(chunk_size=2000):
+        avail += e.available_delta
+        reserved += e.reserved_delta
+        used += e.used_delta
+        if e.kind in _CREDIT_KINDS:
+            credited += e.available_delta
+            if e.reserved_delta or e.used_delta:
+                problems.append(f"entry {e.id}: a {e.kind} moved reserved or used Wits")
+        elif e.available_delta + e.reserved_delta + e.used_delta != 0:
+            problems.append(f"entry {e.id}: a {e.kind} created or destroyed Wits")
+        if (avail, reserved, used) != (e.available_after, e.reserved_after, e.used_after):
+            problems.append(f"entry {e.id}: running balance does not match its after-values")
+            avail, reserved, used = e.available_after, e.reserved_after, e.used_after
+        if avail < 0 or reserved < 0:
+            problems.append(f"entry {e.id}: balance went negative")
+        if e.reservation_id is not None:
+            per_reservation.setdefault(e.reservation_id, []).append(e.kind)
+    if (avail, reserved, used, credited) != (
+        wallet.available,
+        wallet.reserved,
+        wallet.lifetime_used,
+        wallet.credited,
+    ):
+        problems.append(
+            f"replay gives available={avail} reserved={reserved} used={used} "
+            f"credited={credited}; wallet has {wallet.available}/{wallet.reserved}/"
+            f"{wallet.lifetime_used}/{wallet.credited}"
+        )
+    reservations = Reservation.objects.filter(wallet_id=uid).values_list("id", "state", "amount")
+    held_sum = 0
+    for res_id, state, amount in reservations.iterator(chunk_size=2000):
+        kinds = per_reservation.pop(res_id, [])
+        if state == State.HELD:
+            held_sum += amount
+            expected = [Kind.RESERVE]
+        elif state == State.COMMITTED:
+            expected = [Kind.RESERVE, Kind.COMMIT]
+        else:
+            expected = [Kind.RESERVE, Kind.RELEASE]
+        if kinds != expected:
+            problems.append(f"reservation {res_id} ({state}) has entries {kinds}")
+    if per_reservation:
+        problems.append(f"entries point at {len(per_reservation)} unknown reservations")
+    if held_sum != wallet.reserved:
+        problems.append(f"reserved={wallet.reserved} but held reservations sum to {held_sum}")
+    return [Drift(uid, problem) for problem in problems]
