@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
 from accounts import views as accounts_views
 from apikeys import views as apikeys_views
@@ -33,6 +33,7 @@ pages = [
     path("healthz", site_views.healthz, name="healthz"),
     path("readyz", site_views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    path("", include("wits.urls")),
 ]
 
 urlpatterns = [

@@ -1,0 +1,3 @@
+"""Pages and webhooks of the wits app (pricing, top-ups); wired at the site root."""
+
+urlpatterns: list = []
