@@ -37,7 +37,8 @@ def _clean_redis() -> None:
     """Every test starts with an empty Redis (rate-limit windows, caches)."""
     from clawwits import redisclient
 
-    redisclient.client().flushdb()
+    if redisclient.configured():
+        redisclient.client().flushdb()
 
 
 @pytest.fixture
