@@ -9,6 +9,8 @@ import threading
 
 import redis
 from django.conf import settings
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 _client: redis.Redis | None = None
 _lock = threading.Lock()
@@ -23,10 +25,13 @@ def client() -> redis.Redis:
     if _client is None:
         with _lock:
             if _client is None:
+                # Fail fast: a request waiting on a hung Redis should get its 503 within a
+                # second, not after redis-py's default ten retries with backoff (minutes).
                 _client = redis.Redis.from_url(
                     settings.REDIS_URL,
-                    socket_connect_timeout=1.0,
-                    socket_timeout=2.0,
+                    socket_connect_timeout=0.5,
+                    socket_timeout=0.5,
+                    retry=Retry(NoBackoff(), 1),
                     health_check_interval=30,
                     max_connections=1024,
                 )
