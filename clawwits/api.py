@@ -1,13 +1,22 @@
-"""The base of every JSON API view: scope-checked, errors through the one handler."""
+"""The base of every JSON API view: scope-checked, rate-limited, errors through one handler.
+
+Order on every authenticated /v1 call: authenticate -> scope -> rate limit (one atomic Redis
+operation per request; per account, plus the key's own lower limit) -> the view. Every
+response after the limit check carries x-ratelimit-limit/remaining/reset-requests, errors and
+streams included (headers leave before the first byte).
+"""
 
 from __future__ import annotations
+
+import threading
 
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from apikeys.permissions import HasScope
 from apikeys.scopes import Principal, Scope
-from clawwits.errors import ApiError, Code
+from clawwits import redisclient
+from clawwits.errors import ApiError, Code, rate_limited
 
 AI = frozenset({Scope.AI})
 DATA = frozenset({Scope.DATA})
@@ -17,6 +26,59 @@ ANY = frozenset()
 MAX_PAGE = 100
 
 
+_limiter = None
+_limiter_lock = threading.Lock()
+
+
+def limiter():  # noqa: ANN201 - RedisLimiter | LocalLimiter
+    """Redis when configured (exact across processes); else per process (documented)."""
+    global _limiter
+    if _limiter is None:
+        from gateway import ratelimit
+
+        with _limiter_lock:
+            if _limiter is None:
+                _limiter = (
+                    ratelimit.RedisLimiter(redisclient.client())
+                    if redisclient.configured()
+                    else ratelimit.LocalLimiter()
+                )
+    return _limiter
+
+
+def _check_rate(request: Request) -> object:
+    from gateway import ratelimit
+
+    principal: Principal = request.auth
+    try:
+        decision = limiter().hit(
+            account=str(principal.user_id),
+            account_limit=request.user.requests_per_minute,
+            key=str(principal.key_id) if principal.key_id else None,
+            key_limit=principal.key_rpm,
+        )
+    except ratelimit.RateLimiterUnavailable:
+        raise ApiError(
+            Code.SERVICE_UNAVAILABLE,
+            "Rate limiting is unavailable, so requests are refused for now. Retry shortly.",
+            headers={"Retry-After": "1"},
+        ) from None
+    request.ratelimit = decision
+    if not decision.allowed:
+        raise rate_limited(decision.retry_after_ms, headers=_limit_headers(decision))
+    return decision
+
+
+def _limit_headers(decision: object) -> dict[str, str]:
+    from gateway import ratelimit
+
+    return {
+        "x-ratelimit-limit-requests": str(decision.limit),
+        "x-ratelimit-remaining-requests": str(decision.remaining),
+        "x-ratelimit-reset-requests": ratelimit.format_reset(decision.reset_ms),
+    }
+
+
 class ApiView(APIView):
     permission_classes = [HasScope]
     required_scopes: frozenset[Scope] = ANY
@@ -24,6 +86,18 @@ class ApiView(APIView):
     @staticmethod
     def principal(request: Request) -> Principal:
         return request.auth
+
+    def initial(self, request: Request, *args: object, **kwargs: object) -> None:
+        super().initial(request, *args, **kwargs)
+        _check_rate(request)
+
+    def finalize_response(self, request: Request, response, *args: object, **kwargs: object):  # noqa: ANN001, ANN201
+        response = super().finalize_response(request, response, *args, **kwargs)
+        decision = getattr(request, "ratelimit", None)
+        if decision is not None:
+            for name, value in _limit_headers(decision).items():
+                response[name] = value
+        return response
 
 
 def int_param(
@@ -47,6 +121,9 @@ class NotFoundView(ApiView):
 
     permission_classes: list = []
     authentication_classes: list = []
+
+    def initial(self, request: Request, *args: object, **kwargs: object) -> None:
+        APIView.initial(self, request, *args, **kwargs)
 
     def _missing(self, request: Request, *args: object, **kwargs: object) -> None:
         raise ApiError(Code.NOT_FOUND, f"No route {request.method} {request.path}.")

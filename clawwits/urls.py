@@ -5,9 +5,14 @@ from accounts import views as accounts_views
 from apikeys import views as apikeys_views
 from clawwits import views as site_views
 from clawwits.api import NotFoundView
+from gateway import views as gateway_views
 from wits import views_api as wits_api
 
 api = [
+    path("v1/chat/completions", gateway_views.ChatCompletionsView.as_view(), name="api-chat"),
+    path("v1/messages", gateway_views.MessagesView.as_view(), name="api-messages"),
+    path("v1/embeddings", gateway_views.EmbeddingsView.as_view(), name="api-embeddings"),
+    path("v1/models", gateway_views.ModelsView.as_view(), name="api-models"),
     path("v1/wits/balance", wits_api.BalanceView.as_view(), name="api-balance"),
     path("v1/wits/transactions", wits_api.TransactionsView.as_view(), name="api-transactions"),
     path("v1/keys", apikeys_views.KeysView.as_view(), name="api-keys-list"),

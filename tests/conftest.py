@@ -51,6 +51,8 @@ def redis_client():
 @pytest.fixture
 def make_user(db) -> Callable[..., object]:
     from accounts import services
+    from accounts.models import Tier
+    from accounts.tiers import ensure_default_tiers
 
     def make(
         email: str | None = None,
@@ -60,6 +62,8 @@ def make_user(db) -> Callable[..., object]:
         wits: int = 0,
         staff: bool = False,
     ) -> object:
+        # Transactional tests flush the tiers the data migration seeded.
+        ensure_default_tiers(Tier)
         return services.create_account(
             email=email or f"user{next(_emails)}@example.com",
             password=password,
