@@ -22,7 +22,10 @@ def home(request: HttpRequest) -> HttpResponse:
 
 def _safe_next(request: HttpRequest) -> str:
     target = request.POST.get("next") or request.GET.get("next") or settings.LOGIN_REDIRECT_URL
-    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+    # On HTTPS, an http:// target on this host would downgrade the session's next page.
+    if url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return target
     return settings.LOGIN_REDIRECT_URL
 

@@ -7,6 +7,7 @@ what makes a revocation effective on every process at once.
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,6 +24,8 @@ from clawwits.errors import ApiError, Code
 
 MAX_KEY_NAME = 100
 MAX_GRACE_S = 30 * 86400
+# The column's range (PositiveIntegerField): larger values would fail in the database.
+MAX_KEY_RPM = 2_147_483_647
 # Compared against when the lookup is unknown, so unknown and wrong keys cost the same time.
 _DUMMY_DIGEST = keys.digest(keys.PREFIX + "0" * (keys.LOOKUP_LEN + keys.SECRET_LEN))
 
@@ -41,7 +44,22 @@ def _clean_name(name: str) -> str:
         raise ApiError(
             Code.INVALID_REQUEST, f"name: at most {MAX_KEY_NAME} characters.", param="name"
         )
+    # PostgreSQL refuses NUL in text columns (a 500 if it got that far); no other control
+    # character belongs in a label shown in lists either.
+    if any(unicodedata.category(char) == "Cc" for char in name):
+        raise ApiError(
+            Code.INVALID_REQUEST, "name: control characters are not allowed.", param="name"
+        )
     return name
+
+
+def _check_rpm(rate_limit_rpm: int | None) -> None:
+    if rate_limit_rpm is not None and not 1 <= rate_limit_rpm <= MAX_KEY_RPM:
+        raise ApiError(
+            Code.INVALID_REQUEST,
+            f"rate_limit_rpm: between 1 and {MAX_KEY_RPM}.",
+            param="rate_limit_rpm",
+        )
 
 
 def create_key(
@@ -63,10 +81,7 @@ def create_key(
         raise ApiError(
             Code.INSUFFICIENT_SCOPE, "A key cannot create a key with more scopes than itself."
         )
-    if rate_limit_rpm is not None and rate_limit_rpm < 1:
-        raise ApiError(
-            Code.INVALID_REQUEST, "rate_limit_rpm: must be at least 1.", param="rate_limit_rpm"
-        )
+    _check_rpm(rate_limit_rpm)
     generated = keys.generate()
     key = ApiKey.objects.create(
         user_id=user_id,
@@ -111,7 +126,8 @@ def rotate_key(
 ) -> IssuedKey:
     """Issue a successor with the same name, scopes and limit; the old key stops after grace.
 
-    grace_seconds = 0 revokes the old key at once. A revoked or expired key cannot be rotated.
+    grace_seconds = 0 revokes the old key at once. A revoked or expired key cannot be rotated,
+    nor can one already rotated (that would extend its grace and fork a second successor).
     """
     if not 0 <= grace_seconds <= MAX_GRACE_S:
         raise ApiError(
@@ -126,6 +142,11 @@ def rotate_key(
             raise ApiError(Code.NOT_FOUND, "No such API key.")
         if not old.is_usable(now):
             raise ApiError(Code.INVALID_REQUEST, "This key is revoked or expired.")
+        if old.expires_at is not None:
+            raise ApiError(
+                Code.INVALID_REQUEST,
+                "This key was already rotated; revoke it to end its grace period now.",
+            )
         issued = create_key(
             user_id=user_id,
             name=old.name,
