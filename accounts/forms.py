@@ -1,6 +1,10 @@
 from django import forms
 from django.contrib.auth import authenticate, password_validation
+from django.contrib.auth import forms as auth_forms
+from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts.models import User
 
@@ -46,3 +50,40 @@ class LoginForm(forms.Form):
             if self.user is None or not self.user.is_active:
                 raise forms.ValidationError(_("Wrong email or password."))
         return data
+
+
+class PasswordChangeForm(auth_forms.PasswordChangeForm):
+    """Old password, the new one twice, Django's validators; saving signs out other browsers.
+
+    `save` sets the password and blacklists every refresh token the account holds, so no other
+    session can mint a new access token (those already issued expire within JWT_ACCESS_TTL_S).
+    The view issues this browser a new pair.
+    """
+
+    def save(self, commit: bool = True) -> User:
+        user = self.user
+        user.set_password(self.cleaned_data["new_password1"])
+        with transaction.atomic():
+            user.save(update_fields=["password"])
+            outstanding = OutstandingToken.objects.filter(
+                user_id=user.pk, expires_at__gt=timezone.now(), blacklistedtoken__isnull=True
+            )
+            BlacklistedToken.objects.bulk_create(
+                [BlacklistedToken(token=token) for token in outstanding], ignore_conflicts=True
+            )
+        return user
+
+
+class LowBalanceForm(forms.Form):
+    low_balance_threshold = forms.IntegerField(
+        label=_("Warn me below (Wits)"), min_value=0, max_value=2**63 - 1
+    )
+
+
+class WebhookUrlForm(forms.Form):
+    url = forms.CharField(
+        label=_("Webhook URL"),
+        max_length=500,
+        required=False,
+        help_text=_("https://... on a public host; leave empty to turn webhooks off."),
+    )

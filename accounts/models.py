@@ -103,3 +103,51 @@ class User(AbstractBaseUser, PermissionsMixin):
         if self.tier.custom_limit and self.rate_limit_rpm:
             return self.rate_limit_rpm
         return self.tier.requests_per_minute
+
+
+class WebhookEvent(models.Model):
+    """One event for an account's webhook, stored before it is sent and kept for good.
+
+    The row is append-only in what it says: `id`, `user`, `type` and `body` (the exact JSON that
+    is signed and sent, identical on every attempt) never change and rows are never deleted.
+    Only the delivery bookkeeping moves: pending -> delivered, or pending -> failed after the
+    last attempt; `attempts` only grows. `accounts.webhooks` is the only writer.
+    """
+
+    class Type(models.TextChoices):
+        LOW_BALANCE = "low_balance"
+        TOPUP_CREDITED = "topup.credited"
+        TEST = "webhook.test"
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    id = models.CharField(primary_key=True, max_length=40, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="webhook_events")
+    type = models.CharField(max_length=32, choices=Type.choices)
+    body = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    # The receiver's HTTP status on the last attempt; null when it gave none (no connection,
+    # timeout, refused address).
+    last_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=200, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When the next attempt is due; the sweep re-enqueues pending events long past it.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # An attempt in flight holds the event until then, so two workers never send it at once.
+    leased_until = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="webhookevent_user_recent"),
+            models.Index(fields=["state", "next_attempt_at"], name="webhookevent_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id}"

@@ -14,7 +14,10 @@ class ApiBodyLimitMiddleware:
     """Answer JSON 413 for /v1 bodies over API_MAX_BODY_BYTES before anything reads them.
 
     Checked on the declared Content-Length, so an oversized body is refused without being read
-    into memory; nothing downstream (auth, limits, ledger) runs for it.
+    into memory; nothing downstream (auth, limits, ledger) runs for it. A chunked body (no
+    Content-Length) is refused with a 400 that says so: WSGI gives Django no length to check,
+    and Django would read it as empty. A Content-Length larger than the bytes sent only makes
+    the server wait for the rest; a smaller one truncates the body (then a JSON 400).
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -22,6 +25,18 @@ class ApiBodyLimitMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.path_info.startswith("/v1/"):
+            if not request.META.get("CONTENT_LENGTH") and "chunked" in (
+                request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+            ):
+                # Django reads a body without Content-Length as empty; say why instead of
+                # answering "the body is empty" to a client that sent one.
+                return render(
+                    ApiError(
+                        Code.INVALID_REQUEST,
+                        "Chunked request bodies are not accepted; send a Content-Length.",
+                    ),
+                    path=request.path_info,
+                )
             raw = request.META.get("CONTENT_LENGTH") or "0"
             try:
                 length = int(raw)

@@ -105,6 +105,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # `{% load formatting %}`: locale-aware numbers, money and the usage chart.
+            "libraries": {"formatting": "clawwits.templatetags.formatting"},
         },
     },
 ]
@@ -184,6 +186,10 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-open-reservations": {
         "task": "wits.tasks.reconcile",
         "schedule": float(RECONCILE_INTERVAL_S),
+    },
+    "redeliver-overdue-webhooks": {
+        "task": "accounts.tasks.redeliver_webhooks",
+        "schedule": 60.0,
     },
 }
 
@@ -284,6 +290,11 @@ GATEWAY_BREAKER_COOLDOWN_S = env_float("GATEWAY_BREAKER_COOLDOWN_S", 30.0, minim
 GATEWAY_CACHE_TTL_S = env_int("GATEWAY_CACHE_TTL_S", 3600, minimum=0)
 GATEWAY_CONFIG_TTL_S = env_float("GATEWAY_CONFIG_TTL_S", 5.0, minimum=0.0)
 WEBHOOK_ALLOW_LOOPBACK = env_bool("WEBHOOK_ALLOW_LOOPBACK", False)
+# Attempts per webhook event, the wait after the first failed one (doubling, capped at an hour),
+# and the per-attempt network timeout.
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+WEBHOOK_RETRY_BASE_S = env_float("WEBHOOK_RETRY_BASE_S", 30.0, minimum=0.0)
+WEBHOOK_TIMEOUT_S = env_float("WEBHOOK_TIMEOUT_S", 10.0, minimum=0.5)
 
 # --- I18n, static ----------------------------------------------------------------------------
 
@@ -293,6 +304,15 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
+# Languages whose format files declare no grouping (vi) group by three like English: intcomma
+# and the page filters then write 1.234.567 in Vietnamese. USE_THOUSAND_SEPARATOR stays off,
+# so plain {{ number }} in form values and data attributes is never grouped.
+NUMBER_GROUPING = 3
+# The language switcher (/i18n/setlang/) remembers the choice in this cookie for a year.
+LANGUAGE_COOKIE_AGE = 365 * 86400
+LANGUAGE_COOKIE_SECURE = SECURE_COOKIES
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]

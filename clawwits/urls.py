@@ -1,11 +1,15 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
+from accounts import pages as accounts_pages
 from accounts import views as accounts_views
+from accounts import views_api as accounts_api
 from apikeys import views as apikeys_views
 from clawwits import views as site_views
 from clawwits.api import NotFoundView
+from gateway import openapi as gateway_openapi
 from gateway import views as gateway_views
+from gateway import views_usage as usage_api
 from wits import views_api as wits_api
 
 api = [
@@ -15,6 +19,8 @@ api = [
     path("v1/models", gateway_views.ModelsView.as_view(), name="api-models"),
     path("v1/wits/balance", wits_api.BalanceView.as_view(), name="api-balance"),
     path("v1/wits/transactions", wits_api.TransactionsView.as_view(), name="api-transactions"),
+    path("v1/usage", usage_api.UsageView.as_view(), name="api-usage"),
+    path("v1/usage/summary", usage_api.UsageSummaryView.as_view(), name="api-usage-summary"),
     path("v1/keys", apikeys_views.KeysView.as_view(), name="api-keys-list"),
     path("v1/keys/<uuid:key_id>", apikeys_views.KeyView.as_view(), name="api-key"),
     path(
@@ -22,6 +28,13 @@ api = [
     ),
     path(
         "v1/keys/<uuid:key_id>/rotate", apikeys_views.RotateKeyView.as_view(), name="api-key-rotate"
+    ),
+    path("v1/webhooks", accounts_api.WebhooksView.as_view(), name="api-webhooks"),
+    path("v1/webhooks/test", accounts_api.WebhookTestView.as_view(), name="api-webhooks-test"),
+    path(
+        "v1/webhooks/events/<str:event_id>",
+        accounts_api.WebhookEventView.as_view(),
+        name="api-webhook-event",
     ),
 ]
 
@@ -31,6 +44,18 @@ pages = [
     path("login", accounts_views.login, name="login"),
     path("logout", accounts_views.logout, name="logout"),
     path("dashboard", site_views.dashboard, name="dashboard"),
+    path("usage", site_views.usage_page, name="usage"),
+    path("usage.csv", site_views.usage_csv, name="usage-csv"),
+    path("billing", site_views.billing_page, name="billing"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("settings", accounts_pages.settings_page, name="settings"),
+    path("settings/password", accounts_pages.change_password, name="settings-password"),
+    path("settings/low-balance", accounts_pages.low_balance, name="settings-low-balance"),
+    path("settings/webhook", accounts_pages.webhook_url, name="settings-webhook"),
+    path(
+        "settings/webhook/secret", accounts_pages.regenerate_secret, name="settings-webhook-secret"
+    ),
+    path("settings/webhook/test", accounts_pages.send_test, name="settings-webhook-test"),
     path("api-keys", apikeys_views.keys_page, name="api-keys"),
     path("api-keys/<uuid:key_id>/revoke", apikeys_views.revoke_page, name="api-key-revoke-page"),
     path("api-keys/<uuid:key_id>/rename", apikeys_views.rename_page, name="api-key-rename-page"),
@@ -44,6 +69,7 @@ pages = [
 urlpatterns = [
     *api,
     *pages,
+    path("v1/openapi.json", gateway_openapi.OpenApiView.as_view(), name="api-openapi"),
     # Last: any other /v1 path answers a JSON 404, never Django's HTML page.
     re_path(r"^v1(?:/.*)?$", NotFoundView.as_view()),
 ]

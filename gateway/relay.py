@@ -34,6 +34,7 @@ from itertools import chain
 import numpy as np
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 
+from accounts import webhooks
 from clawwits.errors import ApiError, Code
 from gateway import breaker, catalog, responsecache, screening, streams, translate, upstream
 from gateway.catalog import ModelInfo, RouteInfo
@@ -143,7 +144,9 @@ class Ticket:
         record = self.record(
             status=status, usage=usage, wits=charged, error_code=error_code, settle_reason=reason
         )
-        return ledger.commit(self.reservation, actual=charge, reason=reason, attach=[record])
+        settlement = ledger.commit(self.reservation, actual=charge, reason=reason, attach=[record])
+        webhooks.after_charge(user_id=self.caller.user_id, settlement=settlement)
+        return settlement
 
 
 # --- Shared steps ----------------------------------------------------------------------------

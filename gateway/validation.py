@@ -97,6 +97,10 @@ _ANTHROPIC_BLOCK_TYPES = frozenset(
     }
 )
 _EMBEDDING_FIELDS = frozenset({"model", "input", "encoding_format", "dimensions", "user"})
+_RESPONSE_FORMATS = frozenset({"text", "json_object", "json_schema"})
+_ANTHROPIC_ROLES = frozenset({"user", "assistant"})
+_ANTHROPIC_TOOL_CHOICES = frozenset({"auto", "any", "tool", "none"})
+_EMBEDDING_FORMATS = frozenset({"float", "base64"})
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 EMBEDDING_DIMENSIONS = 1024
 MAX_STOP = 4
@@ -143,16 +147,41 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
 def parse_json(raw: bytes) -> dict:
-    """The body as a JSON object; 400 for anything else (NaN and Infinity included)."""
+    """The body as a JSON object of valid Unicode; 400 for anything else.
+
+    Refused: NaN and Infinity, nesting deeper than the parser's recursion limit, bytes that are
+    not UTF-8 (RFC 8259 §8.1; a leading BOM is tolerated), and unpaired UTF-16 surrogates written
+    as \\u escapes. A surrogate cannot be encoded as UTF-8, so letting one through would fail
+    later, wherever the text is next encoded (the screening, the upstream call, the error body).
+    """
     if not raw:
         raise ApiError(Code.INVALID_REQUEST, "The request body is empty; send a JSON object.")
     try:
-        body = json.loads(raw, parse_constant=_reject_constant)
+        # json.loads(bytes) would guess UTF-16/32 and decode with surrogatepass; strict UTF-8
+        # here refuses both those and raw encoded surrogates.
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ApiError(Code.INVALID_REQUEST, "The request body is not valid UTF-8.") from None
+    try:
+        body = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         raise ApiError(Code.INVALID_REQUEST, "The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise ApiError(Code.INVALID_REQUEST, "The request body must be a JSON object.")
+    # Paired escapes (an emoji from an ensure_ascii client) are fine; only the full re-encode
+    # tells a lone one apart, so it runs only when some surrogate escape is present at all.
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ApiError(
+                Code.INVALID_REQUEST,
+                "The request body contains an unpaired UTF-16 surrogate escape (\\ud800-\\udfff).",
+            ) from None
     return body
 
 
@@ -171,7 +200,13 @@ def _is_int(value: object) -> bool:
 
 
 def _is_number(value: object) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+    # Not math.isfinite on ints: it converts to float, and an int past 1e308 raises OverflowError.
+    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
+
+
+def _one_of(value: object, allowed: frozenset[str]) -> bool:
+    """Membership without hashing arbitrary JSON: a list or an object is simply not allowed."""
+    return isinstance(value, str) and value in allowed
 
 
 def _opt_int(body: dict, name: str, *, minimum: int) -> int | None:
@@ -249,7 +284,7 @@ def _json_schema_object(value: object, param: str) -> None:
 
 def _openai_part(part: object, param: str, limits: Limits, texts: list[str]) -> int:
     """Validates one content part; returns inline image bytes (0 for non-images)."""
-    if not isinstance(part, dict) or part.get("type") not in _OPENAI_PART_TYPES:
+    if not isinstance(part, dict) or not _one_of(part.get("type"), _OPENAI_PART_TYPES):
         raise _bad(f"{param}.type", f"must be one of {', '.join(sorted(_OPENAI_PART_TYPES))}.")
     kind = part["type"]
     if kind == "text":
@@ -302,12 +337,11 @@ def _openai_tool_calls(message: dict, param: str, limits: Limits, texts: list[st
 
 
 def _openai_tools(body: dict) -> bool:
+    # tool_choice is checked even without tools: it is forwarded either way.
     tools = body.get("tools")
-    if tools is None:
-        return False
-    if not isinstance(tools, list) or len(tools) > MAX_TOOLS:
+    if tools is not None and (not isinstance(tools, list) or len(tools) > MAX_TOOLS):
         raise _bad("tools", f"must be a list of at most {MAX_TOOLS} tools.")
-    for i, tool in enumerate(tools):
+    for i, tool in enumerate(tools or ()):
         fn = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(fn, dict):
             raise _bad(f"tools[{i}]", 'must be {"type": "function", "function": {...}}.')
@@ -336,7 +370,7 @@ def parse_openai_chat(raw: bytes, limits: Limits) -> ChatCall:
     images = image_bytes = 0
     for i, message in enumerate(messages):
         param = f"messages[{i}]"
-        if not isinstance(message, dict) or message.get("role") not in _OPENAI_ROLES:
+        if not isinstance(message, dict) or not _one_of(message.get("role"), _OPENAI_ROLES):
             raise _bad(f"{param}.role", f"must be one of {', '.join(sorted(_OPENAI_ROLES))}.")
         count, size = _openai_content(message, param, limits, texts)
         images += count
@@ -357,7 +391,7 @@ def parse_openai_chat(raw: bytes, limits: Limits) -> ChatCall:
     _opt_number(body, "frequency_penalty", -2, 2)
     _opt_number(body, "presence_penalty", -2, 2)
     n = body.get("n")
-    if n is not None and n != 1:
+    if n is not None and not (_is_int(n) and n == 1):
         raise _bad("n", "only n=1 is supported.")
     stream = _opt_bool(body, "stream")
     options = body.get("stream_options")
@@ -370,7 +404,7 @@ def parse_openai_chat(raw: bytes, limits: Limits) -> ChatCall:
     has_tools = _openai_tools(body)
     fmt = body.get("response_format")
     if fmt is not None and (
-        not isinstance(fmt, dict) or fmt.get("type") not in {"text", "json_object", "json_schema"}
+        not isinstance(fmt, dict) or not _one_of(fmt.get("type"), _RESPONSE_FORMATS)
     ):
         raise _bad("response_format", 'type must be "text", "json_object" or "json_schema".')
     _opt_str(body, "user")
@@ -395,7 +429,7 @@ def parse_openai_chat(raw: bytes, limits: Limits) -> ChatCall:
 
 def _anthropic_block(block: object, param: str, limits: Limits, texts: list[str]) -> int:
     """Validates one content block; returns inline image bytes (0 for other blocks)."""
-    if not isinstance(block, dict) or block.get("type") not in _ANTHROPIC_BLOCK_TYPES:
+    if not isinstance(block, dict) or not _one_of(block.get("type"), _ANTHROPIC_BLOCK_TYPES):
         raise _bad(f"{param}.type", f"must be one of {', '.join(sorted(_ANTHROPIC_BLOCK_TYPES))}.")
     kind = block["type"]
     if kind == "text":
@@ -449,12 +483,11 @@ def _anthropic_blocks(
 
 
 def _anthropic_tools(body: dict) -> bool:
+    # tool_choice is checked even without tools: it is forwarded either way.
     tools = body.get("tools")
-    if tools is None:
-        return False
-    if not isinstance(tools, list) or len(tools) > MAX_TOOLS:
+    if tools is not None and (not isinstance(tools, list) or len(tools) > MAX_TOOLS):
         raise _bad("tools", f"must be a list of at most {MAX_TOOLS} tools.")
-    for i, tool in enumerate(tools):
+    for i, tool in enumerate(tools or ()):
         if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
             raise _bad(f"tools[{i}].name", "is required.")
         if "type" not in tool or tool.get("type") == "custom":
@@ -464,7 +497,7 @@ def _anthropic_tools(body: dict) -> bool:
                 raise _bad(f"tools[{i}].input_schema", "must be a JSON schema object.")
     choice = body.get("tool_choice")
     if choice is not None and (
-        not isinstance(choice, dict) or choice.get("type") not in {"auto", "any", "tool", "none"}
+        not isinstance(choice, dict) or not _one_of(choice.get("type"), _ANTHROPIC_TOOL_CHOICES)
     ):
         raise _bad("tool_choice", 'type must be "auto", "any", "tool" or "none".')
     if (
@@ -503,7 +536,7 @@ def parse_anthropic_messages(raw: bytes, limits: Limits) -> ChatCall:
             _text(system, "system", limits, texts)
     for i, message in enumerate(messages):
         param = f"messages[{i}]"
-        if not isinstance(message, dict) or message.get("role") not in {"user", "assistant"}:
+        if not isinstance(message, dict) or not _one_of(message.get("role"), _ANTHROPIC_ROLES):
             raise _bad(f"{param}.role", 'must be "user" or "assistant".')
         if "content" not in message:
             raise _bad(f"{param}.content", "is required.")
@@ -557,7 +590,7 @@ def parse_embeddings(raw: bytes, limits: Limits) -> EmbedCall:
             raise _bad(f"input[{i}]", "must not be empty.")
         _text(item, f"input[{i}]", limits, texts)
     fmt = body.get("encoding_format", "float")
-    if fmt not in {"float", "base64"}:
+    if not _one_of(fmt, _EMBEDDING_FORMATS):
         raise _bad("encoding_format", 'must be "float" or "base64".')
     dims = body.get("dimensions")
     if dims is not None and (not _is_int(dims) or dims != EMBEDDING_DIMENSIONS):

@@ -30,6 +30,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from accounts import services as accounts
+from accounts import webhooks
 from accounts.models import Tier, User
 from clawwits.errors import ApiError, Code
 from wits import ledger, payments, pricing
@@ -336,6 +337,7 @@ def apply_notice(notice: payments.PaymentNotice) -> str:
             note=f"{notice.provider} event {notice.event_id} for order {order.reference}",
         )
         if credited:
+            webhooks.topup_credited(order_id=order.id)
             return "credited"
         state = TopupOrder.objects.filter(pk=order.id).values_list("state", flat=True).first()
         if state == TopupOrder.State.CANCELED:
@@ -355,9 +357,14 @@ def confirm_bank_payment(*, order_id: uuid.UUID, actor: str) -> bool:
     order = TopupOrder.objects.filter(pk=order_id, provider=TopupOrder.Provider.BANK).first()
     if order is None:
         return False
-    return ledger.credit_order(
-        order_id=order.id, actor=actor, note=f"bank transfer {order.reference} confirmed"
-    )
+    # One transaction: the credit and its webhook event exist together or not at all.
+    with transaction.atomic():
+        credited = ledger.credit_order(
+            order_id=order.id, actor=actor, note=f"bank transfer {order.reference} confirmed"
+        )
+        if credited:
+            webhooks.topup_credited(order_id=order.id)
+    return credited
 
 
 def cancel_order(*, order_id: uuid.UUID) -> bool:
