@@ -140,7 +140,9 @@ if _db.engine.endswith("postgresql"):
         }
     else:
         _default_db["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
-        _default_db["CONN_HEALTH_CHECKS"] = True
+        # A health check is one more round trip on every request; without it a connection
+        # broken by a database restart fails one request per worker and is then replaced.
+        _default_db["CONN_HEALTH_CHECKS"] = env_bool("DB_HEALTH_CHECKS", False)
 else:
     # WAL + a busy timeout let the embedded web process and its background jobs share the file.
     _default_db["OPTIONS"].update(
@@ -244,6 +246,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "clawwits.errors.exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "clawwits.negotiation.JsonOnly",
     "UNAUTHENTICATED_USER": None,
 }
 

@@ -17,17 +17,23 @@ re-checked under it), so concurrent reserves can never overspend. Settlement fir
 reservation with `UPDATE ... WHERE state = 'held'`: exactly one caller sees a row change.
 Locks are always taken reservation-then-wallet, so there is no lock cycle and no deadlock.
 On any error nothing is written: the transaction rolls back whole.
+
+On PostgreSQL, reserve and settle each run as ONE statement (data-modifying CTEs): the same
+conditional updates, the same inserts, the same lock order (a CTE that reads another's rows runs
+after it), in one round trip and one implicit transaction. The portable path (SQLite, and tests
+that set FAST_SQL = False) does the same steps through the ORM inside atomic(durable=True).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
+from django.db.models import AutoField
 from django.utils import timezone
 
 from clawwits.errors import ApiError, Code
@@ -36,6 +42,12 @@ from wits.models import LedgerEntry, Reservation, TopupOrder, Wallet
 Kind = LedgerEntry.Kind
 State = Reservation.State
 _CREDIT_KINDS = {Kind.TOPUP, Kind.GRANT, Kind.ADJUSTMENT}
+# One-statement reserve/settle on PostgreSQL; tests switch it off to exercise the portable path.
+FAST_SQL = True
+
+
+def _fast() -> bool:
+    return FAST_SQL and connection.vendor == "postgresql" and not connection.in_atomic_block
 
 
 class LedgerError(Exception):
@@ -58,6 +70,9 @@ class Settlement:
     loss: int
     # False when this call found the reservation already settled (a replay): it wrote nothing.
     applied: bool
+    # The wallet's `available` right after this settlement; 0 (unknown) for a replay. Not part
+    # of the outcome's identity: a replay compares equal to the settlement it repeats.
+    available_after: int = field(default=0, compare=False)
 
 
 def insufficient_wits(needed: int) -> ApiError:
@@ -192,6 +207,10 @@ def reserve(
         raise LedgerError("a reservation must be a positive integer")
     now = timezone.now()
     expires = now + (ttl or timedelta(seconds=settings.WITS_RESERVATION_TTL_S))
+    if _fast():
+        return _reserve_sql(
+            user_id, request_id, amount, model[:100], provider[:100], api_key_id, now, expires
+        )
     try:
         with transaction.atomic(durable=True):
             after = _move(user_id, available=-amount, reserved=amount, require_available=amount)
@@ -222,6 +241,161 @@ def reserve(
     return reservation
 
 
+_RESERVE_SQL = """
+WITH w AS (
+    UPDATE wits_wallet
+       SET available = available - %s, reserved = reserved + %s, updated_at = %s
+     WHERE user_id = %s AND available >= %s
+ RETURNING user_id, available, reserved, lifetime_used
+), r AS (
+    INSERT INTO wits_reservation (id, request_id, wallet_id, amount, state, charged, loss,
+                                  recorded, settle_reason, model, provider, api_key_id,
+                                  created_at, expires_at, settled_at)
+    SELECT %s, %s, w.user_id, %s, 'held', 0, 0, NULL, '', %s, %s, %s, %s, %s, NULL FROM w
+    RETURNING id
+)
+INSERT INTO wits_ledgerentry (wallet_id, kind, amount, available_delta, reserved_delta,
+                              used_delta, available_after, reserved_after, used_after,
+                              reservation_id, order_id, actor, note, created_at)
+SELECT w.user_id, 'reserve', %s, %s, %s, 0, w.available, w.reserved, w.lifetime_used, r.id,
+       NULL, 'gateway', '', %s
+  FROM w, r
+RETURNING available_after
+"""
+
+
+def _reserve_sql(
+    user_id: uuid.UUID,
+    request_id: str,
+    amount: int,
+    model: str,
+    provider: str,
+    api_key_id: uuid.UUID | None,
+    now: datetime,
+    expires: datetime,
+) -> Reservation:
+    res_id = uuid.uuid4()
+    params = [
+        amount, amount, now, user_id, amount,
+        res_id, request_id, amount, model, provider, api_key_id, now, expires,
+        amount, -amount, amount, now,
+    ]  # fmt: skip
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(_RESERVE_SQL, params)
+            row = cursor.fetchone()
+    except IntegrityError as exc:
+        raise LedgerError(f"request {request_id} already holds a reservation") from exc
+    if row is None:
+        raise insufficient_wits(amount)
+    reservation = Reservation(
+        id=res_id,
+        request_id=request_id,
+        wallet_id=user_id,
+        amount=amount,
+        model=model,
+        provider=provider,
+        api_key_id=api_key_id,
+        created_at=now,
+        expires_at=expires,
+    )
+    reservation._state.adding = False
+    return reservation
+
+
+_SETTLE_SQL = """
+WITH r AS (
+    UPDATE wits_reservation
+       SET state = %s, charged = LEAST(%s, amount), loss = GREATEST(%s - amount, 0),
+           settle_reason = %s, settled_at = %s
+     WHERE id = %s AND state = 'held'
+ RETURNING wallet_id, amount, charged, loss
+), w AS (
+    UPDATE wits_wallet
+       SET available = wits_wallet.available + r.amount - r.charged,
+           reserved = wits_wallet.reserved - r.amount,
+           lifetime_used = wits_wallet.lifetime_used + r.charged,
+           updated_at = %s
+      FROM r
+     WHERE wits_wallet.user_id = r.wallet_id
+ RETURNING wits_wallet.user_id, wits_wallet.available, wits_wallet.reserved,
+           wits_wallet.lifetime_used, r.amount, r.charged, r.loss
+), e AS (
+    INSERT INTO wits_ledgerentry (wallet_id, kind, amount, available_delta, reserved_delta,
+                                  used_delta, available_after, reserved_after, used_after,
+                                  reservation_id, order_id, actor, note, created_at)
+    SELECT w.user_id, %s, CASE WHEN %s THEN w.charged ELSE w.amount - w.charged END,
+           w.amount - w.charged, -w.amount, w.charged, w.available, w.reserved,
+           w.lifetime_used, %s, NULL, %s, %s, %s
+      FROM w
+    RETURNING id
+){attach}
+SELECT w.amount, w.charged, w.loss, w.available FROM w
+"""
+
+
+_INSERT_SHAPES: dict[type, tuple[str, tuple[str, ...]]] = {}
+
+
+def _insert_shape(model: type[models.Model]) -> tuple[str, tuple[str, ...]]:
+    """(`INSERT INTO table (cols) SELECT %s... FROM w`, attnames) for a model, built once."""
+    shape = _INSERT_SHAPES.get(model)
+    if shape is None:
+        quote = connection.ops.quote_name
+        fields = [
+            f
+            for f in model._meta.concrete_fields
+            if not (f.primary_key and isinstance(f, AutoField))
+        ]
+        columns = ", ".join(quote(f.column) for f in fields)
+        placeholders = ", ".join(["%s"] * len(fields))
+        sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT {placeholders} FROM w"
+        shape = _INSERT_SHAPES[model] = (sql, tuple(f.attname for f in fields))
+    return shape
+
+
+def _attach_sql(rows: Sequence[models.Model]) -> tuple[str, list[object]]:
+    """`, aN AS (INSERT ... SELECT ... FROM w)` per row: inserted iff the settlement applied.
+
+    PostgreSQL-only (the fast path), where psycopg adapts the attributes' Python values (ints,
+    strings, UUIDs, aware datetimes) itself; rows must be plain inserts with no pre_save logic.
+    """
+    parts: list[str] = []
+    params: list[object] = []
+    for index, row in enumerate(rows):
+        sql, attnames = _insert_shape(type(row))
+        parts.append(f", a{index} AS ({sql})")
+        params.extend(getattr(row, name) for name in attnames)
+    return "".join(parts), params
+
+
+def _settle_sql(
+    res_id: uuid.UUID,
+    *,
+    state: str,
+    actual: int,
+    reason: str,
+    actor: str,
+    attach: Sequence[models.Model],
+) -> Settlement:
+    now = timezone.now()
+    kind = Kind.COMMIT if state == State.COMMITTED else Kind.RELEASE
+    attach_sql, attach_params = _attach_sql(attach)
+    params = [
+        state, actual, actual, reason[:32], now, res_id,
+        now,
+        kind, kind == Kind.COMMIT, res_id, actor, reason, now,
+        *attach_params,
+    ]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(_SETTLE_SQL.format(attach=attach_sql), params)
+        row = cursor.fetchone()
+    if row is None:
+        return _settled_outcome(res_id)
+    amount, charged, loss, available = row
+    return Settlement(res_id, state, amount, charged, loss, applied=True, available_after=available)
+
+
 def _settle(
     reservation: Reservation | uuid.UUID,
     *,
@@ -231,6 +405,13 @@ def _settle(
     actor: str,
     attach: Sequence[models.Model] = (),
 ) -> Settlement:
+    if not isinstance(actual, int) or actual < 0:
+        raise LedgerError("usage must be a non-negative integer")
+    if _fast():
+        res_id = reservation.id if isinstance(reservation, Reservation) else reservation
+        return _settle_sql(
+            res_id, state=state, actual=actual, reason=reason, actor=actor, attach=attach
+        )
     if isinstance(reservation, Reservation):
         res_id, amount, wallet_id = reservation.id, reservation.amount, reservation.wallet_id
     else:
@@ -239,8 +420,6 @@ def _settle(
         if row is None:
             raise LedgerError(f"no reservation {reservation}")
         res_id, (amount, wallet_id) = reservation, row
-    if not isinstance(actual, int) or actual < 0:
-        raise LedgerError("usage must be a non-negative integer")
     charged = min(actual, amount)
     loss = actual - charged
     returned = amount - charged
@@ -269,11 +448,15 @@ def _settle(
         )
         for row in attach:
             row.save(force_insert=True)
-    return Settlement(res_id, state, amount, charged, loss, applied=True)
+    return Settlement(
+        res_id, state, amount, charged, loss, applied=True, available_after=after.available
+    )
 
 
 def _settled_outcome(res_id: uuid.UUID) -> Settlement:
-    res = Reservation.objects.get(pk=res_id)
+    res = Reservation.objects.filter(pk=res_id).first()
+    if res is None:
+        raise LedgerError(f"no reservation {res_id}")
     return Settlement(res.id, res.state, res.amount, res.charged, res.loss, applied=False)
 
 
@@ -394,13 +577,26 @@ class Drift:
 
 
 def check(*, user_ids: Iterable[uuid.UUID] | None = None) -> list[Drift]:
-    """Replay every wallet from its entries and report each broken invariant (L1-L4)."""
+    """Replay every wallet from its entries and report each broken invariant (L1-L4).
+
+    Safe on a live database: each wallet, its entries and its reservations are read from one
+    snapshot, so traffic committing in between cannot show up as drift.
+    """
     drifts: list[Drift] = []
-    wallets = Wallet.objects.all().order_by("user_id")
+    wallet_ids = Wallet.objects.order_by("user_id").values_list("user_id", flat=True)
     if user_ids is not None:
-        wallets = wallets.filter(user_id__in=list(user_ids))
-    for wallet in wallets.iterator(chunk_size=500):
-        drifts.extend(_check_wallet(wallet))
+        wallet_ids = wallet_ids.filter(user_id__in=list(user_ids))
+    # Only the first statement of a transaction may set its isolation; inside a caller's
+    # transaction the caller's isolation applies.
+    own_snapshot = connection.vendor == "postgresql" and not connection.in_atomic_block
+    for uid in list(wallet_ids):
+        with transaction.atomic():
+            if own_snapshot:
+                with connection.cursor() as cursor:
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            wallet = Wallet.objects.filter(user_id=uid).first()
+            if wallet is not None:
+                drifts.extend(_check_wallet(wallet))
     return drifts
 
 
