@@ -131,6 +131,8 @@ _default_db: dict = {
     "ATOMIC_REQUESTS": False,
 }
 if _db.engine.endswith("postgresql"):
+    # pgbouncer in transaction mode cannot keep a server-side cursor across statements.
+    _default_db["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DB_DISABLE_SERVER_SIDE_CURSORS", False)
     if env_bool("DB_POOL", False):
         # A pool keeps connection count bounded however many greenlets or threads a worker runs.
         _default_db["OPTIONS"]["pool"] = {
