@@ -11,20 +11,24 @@ Guarantees:
   digits inside words ("ign0re") are re-read as words in extra views of the text; those views are
   only scanned when they introduce a word that some rule uses, so ordinary text pays nothing.
 - A `Verdict` carries a rule id and a category, never any part of the screened text.
-- Cost is linear in the input: rules are tried only where one of their literal lead phrases
-  occurs, every repetition in a rule is bounded, and admin regexes that nest unbounded
-  repetitions are rejected by `validate_pattern`.
+- Rules are data (`RULES`: id, category, language, leads, compiled pattern, framing). A rule
+  is only tried where the words its matches need are present (checked on word sets, per 8 KB
+  chunk) and only at occurrences of its leads' first words, found by literal scans; the gates
+  never change a verdict (the tests compare against ungated matching).
+- Cost is linear in the input: every repetition in a rule is bounded, and admin regexes that
+  nest unbounded repetitions are rejected by `validate_pattern`.
 - A blocklist term that cannot be compiled is skipped (and logged once per compiled blocklist)
   instead of failing every request.
 """
 
 from __future__ import annotations
 
+import codecs
 import logging
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from re import _constants as sre_constants  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
@@ -60,7 +64,9 @@ def _build_fold_table() -> dict[int, str | None]:
     table: dict[int, str | None] = {}
     # Invisible characters: every format character (zero-width, bidi controls, soft hyphen,
     # word joiner, invisible operators, tags...), variation selectors and filler characters.
-    for cp in range(0x80, 0x110000):
+    planes = [range(0x80, 0x10000), range(0x110B0, 0x110D0), range(0x13430, 0x13460)]
+    planes += [range(0x1BCA0, 0x1BCB0), range(0x1D170, 0x1D180), range(0xE0000, 0xE0100)]
+    for cp in (cp for plane in planes for cp in plane):
         if unicodedata.category(chr(cp)) == "Cf":
             table[cp] = None
     for cp in [*range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0), *range(0x0483, 0x048A)]:
@@ -70,32 +76,23 @@ def _build_fold_table() -> dict[int, str | None]:
     # Whitespace that NFKD leaves alone.
     for cp in (0x85, 0x1680, 0x2028, 0x2029):
         table[cp] = " "
-    lookalikes = {
-        # Cyrillic (lower case; input is casefolded first)
-        "а": "a", "в": "b", "с": "c", "ԁ": "d", "е": "e", "ё": "e", "ɡ": "g", "һ": "h",
-        "н": "h", "і": "i", "ї": "i", "ј": "j", "к": "k", "ӏ": "l", "м": "m", "о": "o",
-        "р": "p", "ԛ": "q", "ѕ": "s", "т": "t", "у": "y", "ү": "y", "х": "x", "ԝ": "w",
-        "ь": "b", "п": "n", "г": "r", "ц": "u", "и": "u", "л": "n", "д": "d", "з": "3",
+    # Lookalikes: each character of a first string stands for the character below it.
+    lookalikes = [
+        # Cyrillic (lower case: the text is casefolded first)
+        ("авсԁеёһніїјкӏморԛѕтуүхԝьпгцилдз", "abcdeehhiijklmopqstyyxwbnruund3"),
         # Greek
-        "α": "a", "β": "b", "γ": "y", "δ": "d", "ε": "e", "ζ": "z", "η": "n", "θ": "o",
-        "ι": "i", "κ": "k", "λ": "l", "μ": "u", "ν": "v", "ο": "o", "π": "n", "ρ": "p",
-        "σ": "o", "ς": "s", "τ": "t", "υ": "u", "φ": "o", "χ": "x", "ω": "w", "ϲ": "c",
-        "ϳ": "j",
-        # Armenian and Cherokee-free Latin lookalikes
-        "օ": "o", "ս": "u", "ո": "n", "ց": "g", "զ": "q", "հ": "h",
-        # Latin letters without a decomposition, and small capitals
-        "đ": "d", "ð": "d", "ø": "o", "ł": "l", "ħ": "h", "ŧ": "t", "ƀ": "b", "ɨ": "i",
-        "ı": "i", "ɩ": "i", "ɑ": "a", "ʀ": "r", "ɢ": "g", "ʜ": "h", "ɪ": "i", "ʟ": "l",
-        "ɴ": "n", "ʏ": "y", "ᴀ": "a", "ʙ": "b", "ᴄ": "c", "ᴅ": "d", "ᴇ": "e", "ꜰ": "f",
-        "ᴊ": "j", "ᴋ": "k", "ᴍ": "m", "ᴏ": "o", "ᴘ": "p", "ꞯ": "q", "ꜱ": "s", "ᴛ": "t",
-        "ᴜ": "u", "ᴠ": "v", "ᴡ": "w", "ᴢ": "z", "ɵ": "o", "ƅ": "b", "ɗ": "d", "ɓ": "b",
-        "æ": "ae", "œ": "oe", "þ": "th",
-        # Punctuation that stands in for ASCII quotes and dashes
-        "‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'", "ʼ": "'", "`": "'",
-        "“": '"', "”": '"', "„": '"', "‟": '"', "″": '"', "«": '"', "»": '"',
-        "‐": "-", "‑": "-", "‒": "-", "–": "-", "—": "-", "―": "-", "−": "-",
-    }
-    for char, latin in lookalikes.items():
+        ("αβγδεζηθικλμνοπρσςτυφχωϲϳ", "abydeznoikluvonpostuoxwcj"),
+        # Armenian
+        ("օսոցզհ", "oungqh"),
+        # Latin letters without a decomposition, small capitals
+        ("ɡđðøłħŧƀɨıɩɑʀɢʜɪʟɴʏᴀʙᴄᴅᴇꜰᴊᴋᴍᴏᴘꞯꜱᴛᴜᴠᴡᴢɵƅɗɓ", "gddolhtbiiiarghilnyabcdefjkmopqstuvwzobdb"),
+        # punctuation standing in for ASCII quotes and dashes
+        ("‘’‚‛′ʼ“”„‟″«»‐‑‒–—―−", '\'\'\'\'\'\'"""""""-------'),
+    ]
+    for chars, latin in lookalikes:
+        for char, letter in zip(chars, latin, strict=True):
+            table[ord(char)] = letter
+    for char, latin in {"æ": "ae", "œ": "oe", "þ": "th"}.items():
         table[ord(char)] = latin
     # Regional indicators and enclosed capitals that NFKD does not decompose.
     for base in (0x1F1E6, 0x1F130, 0x1F150, 0x1F170):
@@ -112,6 +109,13 @@ def _fold(text: str) -> str:
     """Everything `normalize` does except collapsing runs of spaces (whitespace is ' ')."""
     if text.isascii():
         return text.lower().translate(_ASCII_WS)
+    if len(text.encode("utf-8")) - len(text) < len(text) // 64:
+        # A few non-ASCII characters in ASCII text: the ASCII codec finds them at C speed and
+        # hands each run to `_fold` (same result as folding the whole text).
+        try:
+            return text.lower().encode("ascii", _FOLD_ERRORS).decode("ascii").translate(_ASCII_WS)
+        except UnicodeEncodeError:  # letters of another script are kept, so not ASCII
+            return _NON_ASCII_ONLY.sub(_fold_run, text.lower()).translate(_ASCII_WS)
     # NFKD = NFKC's compatibility mapping plus canonical decomposition, so that diacritics come
     # apart from their letters and can be dropped below.
     text = unicodedata.normalize("NFKD", text).casefold().replace("đ", "d")
@@ -121,7 +125,10 @@ def _fold(text: str) -> str:
         nonlocal kept_other_scripts
         mapped = match.group().translate(_FOLD_TABLE)
         if not mapped.isascii():
-            kept_other_scripts = True
+            # Letters and digits of other scripts stay (a blocklist may name them); their
+            # symbols and punctuation become spaces, which keeps most texts pure ASCII.
+            mapped = "".join(c if c.isascii() or c.isalnum() else " " for c in mapped)
+            kept_other_scripts = kept_other_scripts or not mapped.isascii()
         return mapped
 
     text = _NON_ASCII_RUN.sub(map_run, text)
@@ -134,9 +141,29 @@ def _fold(text: str) -> str:
     return text.translate(_ASCII_WS)
 
 
+_NON_ASCII_ONLY = re.compile(r"[^\x00-\x7f]+")
+
+
+def _fold_run(match: re.Match[str]) -> str:
+    return _fold(match.group())
+
+
+def _fold_encode_error(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    return _fold(error.object[error.start : error.end]), error.end
+
+
+# A codec error handler is the fastest way to visit the few non-ASCII runs of a long text;
+# registering it under a private name affects nothing else.
+_FOLD_ERRORS = "clawwits.screening.fold"
+codecs.register_error(_FOLD_ERRORS, _fold_encode_error)
+
+
 def _collapse(text: str) -> str:
-    while "  " in text:
-        text = text.replace("  ", " ")
+    """Runs of spaces to one space, stripped (whitespace is already plain spaces)."""
+    if "  " in text:
+        return " ".join(text.split())
     return text.strip()
 
 
@@ -156,25 +183,40 @@ def normalize(text: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 _TOKEN_PUNCT = str.maketrans({c: " " for c in map(chr, range(128)) if not c.isalnum()})
-_LEET_TOKEN = re.compile(r"(?<![a-z0-9])[a-z0-9]*(?:[a-z][0-9]|[0-9][a-z])[a-z0-9]*")
 _LEET_TABLE = str.maketrans("013457890", "oieastbgo")
 # Four or more one-character words separated by one space or one of . _ * - ("f o r g e t",
 # "s.y.s.t.e.m"), after a space; the leading literal space keeps the scan cheap.
 _SPACED_RUN = re.compile(r" [a-z0-9](?:[ ._*-][a-z0-9](?![a-z0-9])){3,}")
 # Two or three letters glued by _ * - into one word ("x_e_m", "m-e").
-_GLUED_RUN = re.compile(r"[_*-](?<=[ \"'(][a-z][_*-])[a-z](?:[_*-][a-z])?(?![a-z0-9_*-])")
+_GLUED_RUN = re.compile(r"(?<=[ \"'(])[a-z][_*-][a-z](?:[_*-][a-z])?(?![a-z0-9_*-])")
+
+
+def _tokens(text: str) -> list[str]:
+    """The words of a normalised text, in order (every ASCII non-alphanumeric separates)."""
+    if not text.isascii():
+        # str.translate is ten times slower once a string holds any non-ASCII character.
+        text = text.encode("ascii", "replace").decode("ascii")
+    return text.translate(_TOKEN_PUNCT).split()
 
 
 def _words_of(text: str) -> frozenset[str]:
-    """The distinct words of a normalised text (every ASCII non-alphanumeric separates)."""
-    return frozenset(text.translate(_TOKEN_PUNCT).split())
+    """The distinct words of a normalised text."""
+    return frozenset(_tokens(text))
+
+
+def _first_pairs(leads: Iterable[str]) -> frozenset[tuple[str, str]] | None:
+    pairs = set()
+    for lead in leads:
+        tokens = _tokens(lead)
+        if len(tokens) < 2:
+            return None
+        pairs.add((tokens[0], tokens[1]))
+    return frozenset(pairs)
 
 
 def _segment(letters: str, vocabulary: frozenset[str]) -> str:
     """Split a run of glued letters into rule words where it can ("newinstructions")."""
     n = len(letters)
-    if n > 400:
-        return letters
     # best[i] = (cost, start of the last piece) for letters[:i]; a known word costs 1, an
     # unknown character 3, so the fewest known words that cover the most letters win.
     best: list[tuple[int, int]] = [(0, 0)] * (n + 1)
@@ -198,25 +240,133 @@ def _segment(letters: str, vocabulary: frozenset[str]) -> str:
     return " ".join(reversed(pieces))
 
 
-def _despaced(text: str) -> str | None:
-    """The text with spaced-out and glued letters re-read as words ("i g n o r e" -> "ignore")."""
-
-    def respace(match: re.Match[str]) -> str:
-        letters = "".join(ch for ch in match.group() if ch.isalnum())
-        return " " + _segment(letters, _VOCABULARY)
-
-    view = _SPACED_RUN.sub(respace, " " + text)[1:]
-    view = _GLUED_RUN.sub(lambda m: "".join(ch for ch in m.group() if ch.isalpha()), view)
-    return None if view == text else _collapse(view)
+_View = tuple[str, list[tuple[int, int]]]  # a rewritten text and the spans that changed
 
 
-def _deleeted(text: str, words: frozenset[str]) -> str | None:
-    """The text with digits inside words read as letters ("ign0re" -> "ignore"), if that
-    spells a rule word."""
-    mixed = [w for w in words if not w.isalpha() and not w.isdigit()]
-    if not any(w.translate(_LEET_TABLE) in _VOCABULARY for w in mixed):
+def _rewrite(text: str, pattern: re.Pattern[str], replace: Callable[[str], str]) -> _View | None:
+    pieces: list[str] = []
+    changed: list[tuple[int, int]] = []
+    done = length = 0
+    for match in pattern.finditer(text):
+        new = replace(match.group())
+        if new == match.group():
+            continue
+        pieces.append(text[done : match.start()])
+        length += match.start() - done
+        pieces.append(new)
+        changed.append((length, length + len(new)))
+        length += len(new)
+        done = match.end()
+    if not changed:
         return None
-    return _LEET_TOKEN.sub(lambda m: m.group().translate(_LEET_TABLE), text)
+    pieces.append(text[done:])
+    return "".join(pieces), changed
+
+
+def _respace(run: str) -> str:
+    letters = "".join(ch for ch in run if ch.isalnum())
+    # Segmenting costs a dictionary lookup per letter and candidate length: runs go in pieces,
+    # and only their first 2000 letters are re-read.
+    pieces = range(0, min(len(letters), 2000), 400)
+    words = " ".join(_segment(letters[i : i + 400], _VOCABULARY) for i in pieces)
+    if len(letters) > 2000:
+        words += " " + letters[2000:]
+    return " " + words if any(w in _VOCABULARY for w in words.split()) else run
+
+
+def _unglue(run: str) -> str:
+    word = "".join(ch for ch in run if ch.isalpha())
+    return word if word in _VOCABULARY else run
+
+
+def _despaced(text: str, words: frozenset[str]) -> _View | None:
+    """The text with spaced-out letters re-read as words ("i g n o r e" -> "ignore"), where
+    that spells a rule word."""
+    if len(words & _SINGLE_CHARACTERS) < 2:
+        return None
+    # Letters and digits become "x", separators " " or "_": runs show up as a plain substring,
+    # which finds them far faster than running the regexes over every text.
+    shape = text.translate(_SHAPE) if text.isascii() else ""
+    shaped = " " + shape + " "
+    spaced = not shape or " x x x x" in shaped or " x_x_x_x" in shaped
+    glued = not shape or _has_glued_letters(shaped)
+    if not spaced and not glued:
+        return None
+    view = _rewrite(" " + text, _SPACED_RUN, _respace) if spaced else None
+    if view is not None:
+        view = view[0][1:], [(max(0, lo - 1), hi - 1) for lo, hi in view[1]]
+    if not glued:
+        return view
+    unglued = _rewrite(text if view is None else view[0], _GLUED_RUN, _unglue)
+    if unglued is None:
+        return view
+    if view is None:
+        return unglued
+    return unglued[0], [(0, len(unglued[0]))]  # both kinds at once: rare, rescan it all
+
+
+def _has_glued_letters(shape: str) -> bool:
+    start = shape.find(" x_x")
+    while start != -1:
+        if shape[start + 4] != "x":
+            return True
+        start = shape.find(" x_x", start + 1)
+    return False
+
+
+_SINGLE_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_SHAPE = str.maketrans(
+    {
+        **{c: "x" for c in "abcdefghijklmnopqrstuvwxyz0123456789"},
+        **{c: "#" for c in map(chr, range(128)) if not c.isalnum()},
+        " ": " ",
+        ".": " ",
+        "_": "_",
+        "*": "_",
+        "-": "_",
+        '"': " ",
+        "'": " ",
+        "(": " ",
+    }
+)
+
+
+def _deleeted(text: str, words: frozenset[str]) -> _View | None:
+    """The text with digits inside words read as letters ("ign0re" -> "ignore") where that
+    spells a rule word."""
+    targets = {}
+    for word in words:
+        if not word.isalpha() and not word.isdigit():
+            letters = word.translate(_LEET_TABLE)
+            if len(letters) >= 2 and letters in _VOCABULARY:
+                targets[word] = letters
+    if not targets:
+        return None
+    edits = []
+    for word, letters in targets.items():
+        start = text.find(word)
+        while start != -1:
+            end = start + len(word)
+            if (start == 0 or not text[start - 1].isalnum()) and (
+                end == len(text) or not text[end].isalnum()
+            ):
+                edits.append((start, end, letters))
+            start = text.find(word, end)
+    if not edits:
+        return None
+    edits.sort()
+    pieces: list[str] = []
+    changed: list[tuple[int, int]] = []
+    done = length = 0
+    for start, end, letters in edits:
+        pieces.append(text[done:start])
+        length += start - done
+        pieces.append(letters)
+        changed.append((length, length + len(letters)))
+        length += len(letters)
+        done = end
+    pieces.append(text[done:])
+    return "".join(pieces), changed
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,30 +375,131 @@ def _deleeted(text: str, words: frozenset[str]) -> str | None:
 
 
 @dataclass(frozen=True)
-class Rule:
-    """One curated rule, as data.
+class _Head:
+    """Leads of one rule that start with the same word."""
 
-    Every match of `pattern` contains one of `keywords` (whole words or phrases of the normalised
-    text), so the pattern is only searched near their occurrences. A match must start a word.
-    `unless_before` / `needs_before` look at the 80 characters before a match: a benign framing
-    ("if a user asks you to ...") cancels it, a required framing enables it.
+    word: str
+    gate: frozenset[str]
+    # The leads' first two words, when every lead has two: one of these pairs is adjacent in
+    # a text holding a lead ("bo qua" needs "bo" right before "qua", not just both somewhere).
+    pairs: frozenset[tuple[str, str]] | None
+    offsets: tuple[int, ...]  # where the word sits in the leads ("<|im_start|>": 2)
+    follows: str  # regex for the rest of the leads, after the word (with lookbehinds)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One curated rule, as data: a match starts with one of `leads` (literal phrases that start
+    a word) and continues with `pattern`'s body.
+
+    `needs_before` is context the match requires just before it (searched, ending where the
+    match starts, within the preceding 160 characters): rules that would otherwise lead with a
+    common verb ("print ... your system prompt") lead with the rare part and require the verb
+    here. Where it matches, the match is taken to start there. `unless_before` is benign framing
+    in the 80 characters before the (effective) start that cancels the match ("if a user asks
+    you to ...", "never ...").
     """
 
     id: str
     category: str
     language: str
-    keywords: tuple[str, ...]
+    leads: tuple[str, ...]
     pattern: re.Pattern[str]
     unless_before: re.Pattern[str] | None = None
     needs_before: re.Pattern[str] | None = None
-    keyword_words: tuple[frozenset[str], ...] = field(init=False, repr=False, compare=False)
+    # Phrase lists the match (with its `needs_before` context) always contains one of, besides
+    # a lead: a text without a word of each list cannot match, which is checked on word sets
+    # before any scanning.
+    requires: tuple[tuple[str, ...], ...] = ()
+    gates: tuple[frozenset[str], ...] = field(init=False, repr=False, compare=False)
+    # The leads grouped by their first word (see `_Head`).
+    heads: tuple[_Head, ...] = field(init=False, repr=False, compare=False)
+    # Every word the rule spells out (leads, body, required context).
+    vocabulary: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "keyword_words", tuple(map(_words_of, self.keywords)))
+        groups: dict[str, list[str]] = {}
+        for lead in self.leads:
+            word = _FIRST_WORD.search(lead)
+            if word is None:
+                raise ValueError(f"lead {lead!r} of {self.id} has no word to scan for")
+            groups.setdefault(word.group(), []).append(lead)
+        heads = []
+        for word, leads in groups.items():
+            alternatives = []
+            for lead in leads:
+                at = lead.index(word)
+                prefix, rest = re.escape(lead[:at] + word), re.escape(lead[at + len(word) :])
+                # A lead starts a word, or sits right after its own punctuation prefix.
+                behind = f"(?<={prefix})" if at else f"(?<![a-z0-9]{prefix})"
+                alternatives.append(behind + rest)
+            alternatives.sort(key=len, reverse=True)
+            heads.append(
+                _Head(
+                    word=word,
+                    # Words every lead of the group contains: skipped where one is missing.
+                    gate=frozenset.intersection(*map(_words_of, leads)),
+                    pairs=_first_pairs(leads),
+                    offsets=tuple(sorted({lead.index(word) for lead in leads})),
+                    follows="(?:" + "|".join(alternatives) + ")",
+                )
+            )
+        object.__setattr__(self, "heads", tuple(heads))
+        spelled: set[str] = set()
+        for pattern in (self.pattern, self.needs_before):
+            if pattern is not None:
+                spelled.update(
+                    re.findall(r"[a-z]{2,}", re.sub(r"\\[a-zA-Z]", " ", pattern.pattern))
+                )
+        object.__setattr__(self, "vocabulary", frozenset(spelled))
+        gates = [_gate(self.leads)] + [_gate(phrases) for phrases in self.requires]
+        object.__setattr__(self, "gates", tuple(gates))
+
+    @property
+    def body(self) -> str:
+        return self.pattern.pattern.split(_BODY_MARK, 1)[1]
+
+    def possible(self, words: frozenset[str]) -> bool:
+        """False if the text with these words cannot contain a match."""
+        for gate in self.gates:  # noqa: SIM110 - a plain loop: this runs per rule per chunk
+            if gate.isdisjoint(words):
+                return False
+        return True
+
+
+def _gate(phrases: Iterable[str]) -> frozenset[str]:
+    """For each phrase, one of its words that any text containing the phrase contains."""
+    gate = set()
+    for phrase in phrases:
+        words = sorted(_words_of(phrase), key=lambda w: (-len(w), w))
+        if not words:
+            raise ValueError(f"phrase {phrase!r} has no word to gate on")
+        gate.add(words[0])
+    return frozenset(gate)
+
+
+# Separates the leads from the body in `Rule.pattern`; an empty group, so it matches nothing.
+_BODY_MARK = "(?:)"
+_FIRST_WORD = re.compile(r"[a-z0-9]+")
 
 
 def _alt(*words: str) -> str:
     return "(?:" + "|".join(words) + ")"
+
+
+def _by_first_letter(*alternatives: str) -> str:
+    """`_alt` of alternatives that each start with a letter, grouped behind a lookahead for that
+    letter: the same language, but the regex engine rejects a position after one comparison,
+    not one per alternative (this runs wherever a fake role marker may be followed by text)."""
+    groups: dict[str, list[str]] = {}
+    for alternative in alternatives:
+        if not alternative[0].isalpha():
+            raise ValueError(f"alternative {alternative!r} does not start with a letter")
+        groups.setdefault(alternative[0], []).append(alternative)
+    firsts = "".join(sorted(groups))
+    return f"(?=[{firsts}])" + _alt(
+        *(f"(?={first}){_alt(*group)}" for first, group in groups.items())
+    )
 
 
 def _words(spec: str) -> tuple[str, ...]:
@@ -260,27 +511,28 @@ def _rule(
     leads: str | tuple[str, ...],
     body: str,
     *,
-    keywords: str | None = None,
     unless_before: str | None = None,
     needs_before: str | None = None,
+    requires: tuple[str, ...] = (),
     category: str = PROMPT_INJECTION,
 ) -> Rule:
     """A rule whose matches start with one of `leads` (literal phrases) followed by `body`.
 
-    `keywords` defaults to the leads; rules that lead with common verbs name the rarer words
-    their body requires instead.
+    `requires`: pipe-separated phrase lists; every match, with its `needs_before` context,
+    contains a phrase of each list.
     """
     lead_list = _words(leads) if isinstance(leads, str) else leads
     ordered = sorted(lead_list, key=len, reverse=True)
-    pattern = re.compile("(?:" + "|".join(re.escape(x) for x in ordered) + ")(?:" + body + ")")
+    leads_re = "(?:" + "|".join(re.escape(x) for x in ordered) + ")"
     return Rule(
         id=rule_id,
         category=category,
         language=rule_id.split(".", 1)[0],
-        keywords=_words(keywords) if keywords is not None else tuple(lead_list),
-        pattern=pattern,
+        leads=tuple(lead_list),
+        pattern=re.compile(leads_re + _BODY_MARK + "(?:" + body + ")"),
         unless_before=re.compile(unless_before) if unless_before else None,
         needs_before=re.compile(needs_before) if needs_before else None,
+        requires=tuple(_words(r) for r in requires),
     )
 
 
@@ -299,39 +551,48 @@ _END = r"(?![a-z0-9])"
 # ---- English ---------------------------------------------------------------------------------
 
 _EN_IGNORE = (
-    "ignore|ignoring|disregard|disregarding|forget|forgetting|discard|scrap|abandon|override|"
-    "overwrite|overrule|bypass|circumvent|dismiss|neglect|set aside|put aside|throw out|"
-    "throw away|pay no attention to|pay no heed to|pay no mind to|stop following|stop obeying|"
-    "stop listening to|do not follow|don't follow|dont follow|do not obey|don't obey|dont obey|"
-    "never follow|no longer follow|no longer obey|unlearn|get rid of|ditch|skip|drop|toss|"
-    "nevermind|never mind"
+    "ignore|ignoring|disregard|disregarding|forget|forgetting|discard|abandon|bypass|circumvent|"
+    "dismiss|neglect|set aside|put aside|throw out|throw away|pay no attention to|"
+    "pay no heed to|pay no mind to|stop following|stop obeying|stop listening to|do not follow|"
+    "don't follow|dont follow|do not obey|don't obey|dont obey|never follow|no longer follow|"
+    "no longer obey|unlearn|get rid of|nevermind|never mind"
+)
+# Verbs that also edit documents and code ("skip the instructions section", "override the
+# default prompt"): only with the model's own instructions.
+_EN_WEAK_IGNORE = "skip|drop|toss|scrap|ditch|override|overwrite|overrule"
+_EN_WEAK_STRONG = _alt(
+    "previous|previously|prior|above|earlier|preceding|original|initial|your|its|all|any|every|"
+    "developer|developers|hidden|secret|safety|before|so far|until now|you were|you've been|"
+    "you have been|given to you"
 )
 # Words that make "ignore ... <instructions>" about the model's own instructions.
 _EN_STRONG = _alt(
-    "previous", "previously", "prior", "above", "earlier", "preceding", "foregoing", "former",
-    "original", "originally", "initial", "initially", "old", "your", "its", "system",
-    "developer", "developers", "developer's", "devs", "creators?", "hidden", "secret", "safety",
-    "content", "ethical", "moral", "default", "openai", "anthropic", "before", "so far",
-    "until now", "up to now", "programmed", "preset", "pre-set", "built-in", "you were",
-    "you've been", "you have been", "given to you", "you got", "you received", "aforementioned",
+    "previous|previously|prior|above|earlier|preceding|foregoing|former|original|"
+    "originally|initial|initially|old|your|its|system|developer|developers|developer's|"
+    "devs|creators?|hidden|secret|safety|content|ethical|moral|openai|anthropic|"
+    "before|so far|until now|up to now|programmed|preset|pre-set|built-in|you were|"
+    "you've been|you have been|given to you|you got|you received|aforementioned"
 )
 _EN_NOUN = _alt(
-    "instructions?", "instruction set", "prompts?", "directions", "directives?", "guidelines?",
-    "guidance", "rules?", "ruleset", "rulebook", "guardrails", "restrictions", "limitations",
-    "constraints", "policies", "policy", "programming", "system prompt", "system message",
-    "system instructions", "ethics", "morals", "conditioning", "safeguards",
-    r"(?:previous|prior|original|current|assigned|initial|real) task",
+    "instructions?|instruction set|prompts?|directions|directives?|guidelines?|guidance|"
+    "rules?|ruleset|rulebook|guardrails|restrictions|limitations|constraints|policies|"
+    "policy|programming|system prompt|system message|system instructions|ethics|morals|"
+    "conditioning|safeguards|"
+    "(?:previous|prior|original|current|assigned|initial|real) task"
 )
 _EN_INSTRUCTION_NOUN = _alt(
-    "instructions?", "directives?", "prompts?", "guidelines", "system prompt", "system message",
+    "instructions?|directives?|prompts?|guidelines|system prompt|system message"
 )
-_EN_WEAK_VERB_NOUN = _alt("instructions?", "directives?", "guidelines", "system prompt")
+_EN_WEAK_VERB_NOUN = _alt("instructions?|directives?|guidelines|programming")
 # Filler words between the verb and the noun; "my"/"our" make it the user's own words.
 _EN_FILL = r"(?: (?!(?:my|our|his|her|their|me|i)\b)[a-z0-9'&/-]+)"
 # Instructions quoted from a document the model is told to treat as data.
 _EN_DATA_TAIL = (
+    r"(?! (?:section|page|chapter|tab|table|file|folder|column|field|part|paragraph|step|box|"
+    r"sheet|manual|document|doc|pdf|panel|screen|link|button|template|variable|list)\b)"
     r"(?! (?:(?:that |which )?(?:i|we) (?:gave|sent|wrote|made|asked|provided|typed|shared|"
-    r"told|gave you|wrote you)|that (?:may |might |could )?(?:appear|are|is|come)|which (?:may |might )?appear|"
+    r"told|gave you|wrote you)|that (?:may |might |could )?(?:appear|are|is|come)|"
+    r"which (?:may |might )?appear|"
     r"contained|embedded|found|inside|within|appearing|hidden in|"
     r"in (?:the|this|that|any|a|an|each|user|users'?) (?:document|text|email|e-mail|input|"
     r"content|page|message|data|file|review|article|web|website|pdf|user|comment|transcript|"
@@ -346,39 +607,45 @@ _EN_GUARD = (
     r"them |models |llms |chatbots |an? (?:model|llm|ai|assistant|chatbot) )?to $"
     r"|(?:\bnot|n't|\bnever|\bnor|\brefuse to|\brefuses to)(?: [a-z]+)? $"
     r"|(?:such as|like|e\.g\.?|for example|for instance|phrases?|called|named|string|types?|typed|"
-    r"typing|says?|said|writes?|wrote|contains?|containing|includes?|including|enters?|entered|pastes?|pasted|sends?|sent)[:,]? [\"']?$"
+    r"typing|says?|said|writes?|wrote|contains?|containing|includes?|including|enters?|"
+    r"entered|pastes?|pasted|sends?|sent)[:,]? [\"']?$"
     r"|\bhow (?:do|can|to|would|should|could)(?: [a-z]+){0,3} $)"
 )
 
 _EN_AI_NOUN = _alt(
-    "ai", "a\\.i\\.", "assistant", "model", "chatbot", "bot", "llm", "gpt", "chatgpt",
-    "language model", "version of (?:yourself|you|chatgpt|gpt|claude|gemini)", "twin",
-    "counterpart", "persona", "alter ego", "entity", "agent", "clone", "variant", "system",
-    "machine", "robot", "program",
+    r"ai|a\.i\.|assistant|model|chatbot|bot|llm|gpt|chatgpt|language model|"
+    "version of (?:yourself|you|chatgpt|gpt|claude|gemini)|twin|counterpart|persona|"
+    "alter ego|entity|agent|clone|variant|system|machine|robot|program|confidant"
 )
-_EN_JB_ADJ = _alt(
-    "unrestricted", "unfiltered", "uncensored", "unchained", "unshackled", "unbound",
-    "unbounded", "unconstrained", "unregulated", "unmoderated", "amoral", "unethical", "immoral",
-    "lawless", "limitless", "ruleless", "rule-less", "filterless", "evil", "rogue", "malicious",
-    "no-limits?", "no-filters?", "jailbroken", "jail-broken", "jailbreak",
+_EN_JB_ADJ = (
+    "unrestricted|unfiltered|uncensored|unchained|unshackled|unbound|unbounded|unconstrained|"
+    "unregulated|unmoderated|amoral|unethical|immoral|lawless|limitless|ruleless|rule-less|"
+    "filterless|evil|rogue|malicious|no-limit|no-limits|no-filter|no-filters|jailbroken|"
+    "jail-broken|jailbreak"
 )
 _EN_JB_STRONG_NOUN = _alt(
-    "guardrails", "safeguards",
-    r"safety (?:guidelines|filters?|measures|rules|training|features|protocols|restrictions)",
-    r"content (?:polic(?:y|ies)|filters?|guidelines|restrictions|moderation)",
-    r"ethical (?:guidelines|constraints|restrictions|boundaries|limits|principles)",
-    r"moral (?:guidelines|constraints|compass|restrictions|boundaries)", "usage polic(?:y|ies)",
+    "guardrails|safeguards|"
+    "safety (?:guidelines|filters?|measures|rules|training|features|protocols|restrictions)|"
+    "content (?:polic(?:y|ies)|filters?|guidelines|restrictions|moderation)|"
+    "ethical (?:guidelines|constraints|restrictions|boundaries|limits|principles)|"
+    "moral (?:guidelines|constraints|compass|restrictions|boundaries)|"
+    "usage polic(?:y|ies)"
 )
 # Without an AI noun nearby these describe a villain or a comedian as often as a jailbreak.
 _EN_JB_ANY_NOUN = _alt(
-    _EN_JB_STRONG_NOUN, "restrictions", "limitations", "rules", "limits", "filters?", "censorship",
-    "ethics", "morals", "morality",
+    _EN_JB_STRONG_NOUN,
+    "restrictions",
+    "limitations",
+    "rules",
+    "limits",
+    "filters?",
+    "censorship",
+    "ethics",
+    "morals",
+    "morality",
 )
-_EN_WITHOUT = _alt(
-    "with no", "without(?: any)?", "that has no", "which has no", "who has no", "that have no",
-    "has no", "having no", r"free (?:of|from)(?: all| any)?", "not bound by(?: any)?",
-    "unbound by", "no",
-)
+# "with no", "has no", ... are found through "no"; `needs_before` sees what precedes it.
+_EN_WITHOUT = "no|without|free of|free from|not bound by|unbound by|lacking|that lacks"
 _EN_ADDRESS = (
     "you are|you're|youre|you will be|you'll be|you will now be|you will act|you will now act|"
     "you are going to|act as|acting as|act like|pretend to be|pretend you are|pretend you're|"
@@ -386,13 +653,14 @@ _EN_ADDRESS = (
     "imagine you are|imagine you're|behave as|behave like|respond as|respond like|answer as|"
     "answer like|reply as|stay in character as|from now on you|become|you have become|"
     "you now are|respond only as|answer only as|respond exactly as|you will respond as|"
-    "you will now respond as|you will answer as|emulate|impersonate|be an|be a"
+    "you will now respond as|you will answer as|emulate|impersonate|be an|be a|pose as|"
+    "posing as|in the role of"
 )
 _EN_RESTRICTION_NOUN = _alt(
-    "restrictions", "limitations", "filters?", "guardrails", "safeguards",
-    r"safety(?: \w+)?", "censorship", r"content polic(?:y|ies)", r"content filters?",
-    "rules", "guidelines", "programming", "ethics", "morals", "moral compass", "policies",
-    "policy", "training", "alignment", "conditioning", "constraints", "usage polic(?:y|ies)",
+    r"restrictions|limitations|filters?|guardrails|safeguards|safety(?: \w+)?|censorship|"
+    "content polic(?:y|ies)|content filters?|rules|guidelines|programming|ethics|morals|"
+    "moral compass|policies|policy|training|alignment|conditioning|constraints|"
+    "usage polic(?:y|ies)"
 )
 _EN_REVEAL_VERB = (
     "reveal|print|output|display|show|tell|give|share|repeat|recite|echo|dump|leak|disclose|"
@@ -410,26 +678,31 @@ _EN_PROMPT_ADJ = (
     r"base|core|default|precise|given|specific|top-level|pre-?) )"
 )
 _EN_PROMPT_NOUN = _alt(
-    "system prompt", "system message", "system instructions", "system configuration",
-    "initial prompt", "prompts?", "instructions", "pre-?prompt", "meta-?prompt",
-    "context window", "hidden rules", "secret rules", "directives", "guidelines", "rules",
-    "configuration",
+    "system prompt|system message|system instructions|system configuration|"
+    "initial prompt|prompts?|instructions|pre-?prompt|meta-?prompt|context window|"
+    "hidden rules|secret rules|directives|guidelines|rules|configuration"
 )
 # The bare "your instructions" also names the steps the assistant gave the user earlier.
 _EN_PROMPT_TAIL = (
     r"(?! (?:for|on|about|regarding|in step|from earlier|engineering|template|library|"
     r"design|writing|style)\b)"
 )
+_EN_REVEAL_WORDS = (
+    "reveal|print|output|display|show|tell|give|share|repeat|recite|echo|dump|leak|disclose|"
+    "expose|spell|write|type|copy|paste|quote|list|translate|summarize|summarise|paraphrase|"
+    "describe|read|return|send|provide|include|put|begin|start|what|whats|see|reproduce|render|"
+    "state|explain"
+)
 _EN_HIDDEN_ADJ = (
     r"(?:(?:hidden|secret|system|initial|original|confidential|internal|developer|pre-?|"
     r"underlying|private|starting) )"
 )
 _EN_SECRET = _alt(
-    "api[ -]?keys?", "apikeys?", r"secret(?: access)? keys?", "access keys?", "access tokens?",
-    "auth tokens?", "bearer tokens?", "session tokens?", "tokens", "credentials", "passwords?",
-    "passwd", "secrets", "private keys?", "ssh keys?", r"env(?:ironment)? (?:variables|vars)",
-    "env vars", r"\.env(?: file)?", "connection strings?", r"[a-z_]*(?:api_key|secret_key|"
-    r"access_key|_token|password)[a-z_]*", "admin token", "secret",
+    "api[ -]?keys?|apikeys?|secret(?: access)? keys?|access keys?|access tokens?|"
+    "auth tokens?|bearer tokens?|session tokens?|tokens|credentials|passwords?|passwd|"
+    "secrets|private keys?|ssh keys?|env(?:ironment)? (?:variables|vars)|env vars|"
+    r"\.env(?: file)?|connection strings?|[a-z_]*(?:api_key|secret_key|access_key|_token|"
+    "password)[a-z_]*|admin token|secret"
 )
 _EN_OWNERSHIP = (
     r"(?:you (?:have access to|can (?:see|access|read)|know|have seen|'ve seen|were given|have)"
@@ -442,10 +715,10 @@ _EN_OWNERSHIP = (
     r"|(?:the )?(?:developer|admin|operator)s? (?:put|gave|stored|left|hid))"
 )
 _EN_EXFIL_OBJECT = _alt(
-    "conversation", "chat", "conversation history", "chat history", "chat logs?",
-    "conversation logs?", "message history", "credentials", "passwords?", "api keys?",
-    "secrets", "tokens?", "system prompt", "context window", "session cookies", "cookies",
-    "ssh keys", "private keys", "previous messages", "user data", r"all (?:user|customer) data",
+    "conversation|chat|conversation history|chat history|chat logs?|conversation logs?|"
+    "message history|credentials|passwords?|api keys?|secrets|tokens?|system prompt|"
+    "context window|session cookies|cookies|ssh keys|private keys|previous messages|"
+    "user data|all (?:user|customer) data"
 )
 _EN_DESTINATION = (
     r"(?:to|at|via|using|into) (?:https?:|www\.|[a-z0-9._-]+@[a-z0-9.-]+|"
@@ -453,18 +726,70 @@ _EN_DESTINATION = (
     r"an external|a remote|the attacker'?s?) (?:server|url|endpoint|address|email|webhook))"
 )
 # Text that reads as an instruction aimed at the model, right after a fake role marker.
-_ROLE_CUE = _alt(
-    "new", "ignore", "disregard", "forget", "override", "from now on", r"the user (?:is|has)",
-    "this user", "user is", "the previous", "the next user", r"all (?:requests|restrictions|"
-    r"rules|instructions|previous)", "grant", "comply", "obey", "reveal", "print", "output",
-    "disable", "enable", "priority", "important", "urgent", "attention", "update",
+_EN_REPEAT_VERB = (
+    r"\b(?:repeat|recite|reproduce|output|print|echo|copy|dump|write|type|return|list|show|"
+    r"display|tell|give|spell|quote|paste|what|put)(?: back| out| down)?(?: me| us)?"
+)
+_EN_REPEAT_BEFORE = _EN_REPEAT_VERB + r"(?: [^ ]+){0,7} $"
+_EN_SEND_WORDS = (
+    "send|forward|post|upload|email|mail|transmit|submit|exfiltrate|leak|copy|share|append|"
+    "include|encode|fetch|call|visit|open|load|deliver|relay|pipe|report"
+)
+_EN_SEND_BEFORE = (
+    r"\b(?:send|forward|post|upload|email|e-mail|transmit|submit|exfiltrate|leak|copy|share|"
+    r"append|include|encode|fetch|call|visit|open|load|deliver|relay|pipe|report)(?: [^ ]+){0,8} $"
+)
+_ROLE_CUE = _by_first_letter(
+    "new",
+    "ignore",
+    "disregard",
+    "forget",
+    "override",
+    "from now on",
+    r"the user (?:is|has)",
+    "this user",
+    "user is",
+    "the previous",
+    "the next user",
+    r"all (?:requests|restrictions|"
+    r"rules|instructions|previous)",
+    "grant",
+    "comply",
+    "obey",
+    "reveal",
+    "print",
+    "output",
+    "disable",
+    "enable",
+    "priority",
+    "important",
+    "urgent",
+    "attention",
+    "update",
     r"you (?:must|will|are now|now|have no|can now|may now|no longer|should now|are permitted|"
-    r"are allowed|shall)", r"the assistant(?:'s)? (?:must|will|should|rules|is now|has)",
-    r"the ai (?:must|will|should|is now)", "safety", "restrictions", "admin", "administrator",
-    "developer mode", "the assistant's",
+    r"are allowed|shall)",
+    r"the assistant(?:'s)? (?:must|will|should|rules|is now|has)",
+    r"the ai (?:must|will|should|is now)",
+    "safety",
+    "restrictions",
+    "admin",
+    "administrator",
+    "developer mode",
+    "the assistant's",
     # Vietnamese, folded
-    "moi", "bo qua", "quen", "tu nay", "tu gio", "tu bay gio", r"nguoi dung(?: nay)? (?:la|co)",
-    "ban phai", r"ban (?:khong|duoc)", "tiet lo", "hay", "chi thi", "quan tri",
+    "moi",
+    "bo qua",
+    "quen",
+    "tu nay",
+    "tu gio",
+    "tu bay gio",
+    r"nguoi dung(?: nay)? (?:la|co)",
+    "ban phai",
+    r"ban (?:khong|duoc)",
+    "tiet lo",
+    "hay",
+    "chi thi",
+    "quan tri",
 )
 
 _EN_RULES: tuple[Rule, ...] = (
@@ -481,12 +806,20 @@ _EN_RULES: tuple[Rule, ...] = (
         )
         + _EN_DATA_TAIL,
         unless_before=_EN_GUARD,
+        requires=(
+            "instruction|instructions|prompt|prompts|directions|directive|directives|guideline|"
+            "guidelines|guidance|rule|rules|ruleset|rulebook|guardrails|restrictions|limitations|"
+            "constraints|policies|policy|programming|system|ethics|morals|conditioning|"
+            "safeguards|task",
+        ),
     ),
     _rule(
         "en.ignore_previous",
-        "skip|drop|toss|scrap|ditch",
-        rf"{_EN_FILL}{{0,4}}? {_EN_WEAK_VERB_NOUN}{_END}" + _EN_DATA_TAIL,
+        _EN_WEAK_IGNORE,
+        rf"(?=.{{0,60}}?(?<![a-z]){_EN_WEAK_STRONG}{_END}){_EN_FILL}{{0,4}}? "
+        rf"{_EN_WEAK_VERB_NOUN}{_END}" + _EN_DATA_TAIL,
         unless_before=_EN_GUARD,
+        requires=("instruction|instructions|directive|directives|guidelines|programming",),
     ),
     _rule(
         "en.ignore_previous",
@@ -506,6 +839,18 @@ _EN_RULES: tuple[Rule, ...] = (
         )
         + _END,
         unless_before=_EN_GUARD,
+        requires=(
+            "told|taught|instructed|programmed|trained|given|asked|ordered|fed|said|gave|wrote|"
+            "above|before|prior|this|now|until|far",
+        ),
+    ),
+    _rule(
+        "en.ignore_previous",
+        _EN_IGNORE,
+        # The classic bare form "Ignore previous." (people retracting say "the previous one").
+        r"(?: all)? (?:previous|prior|above|earlier)(?=[.!:;]|$)",
+        unless_before=_EN_GUARD,
+        requires=("previous|prior|above|earlier",),
     ),
     _rule(
         "en.ignore_previous",
@@ -514,6 +859,7 @@ _EN_RULES: tuple[Rule, ...] = (
         r"(?: instead| just| now| simply)* (?:say|print|output|tell|reveal|write|respond|reply|"
         r"answer|repeat|show|list|give|translate|return|type|echo)" + _END,
         unless_before=_EN_GUARD,
+        requires=("above",),
     ),
     _rule(
         "en.instructions_revoked",
@@ -526,6 +872,10 @@ _EN_RULES: tuple[Rule, ...] = (
         r"invalidated|overridden|overruled|fake|bogus|deactivated|no longer (?:valid|apply|"
         r"applicable|in effect|active|binding|relevant))" + _END,
         unless_before=_EN_GUARD,
+        requires=(
+            "revoked|rescinded|cancelled|canceled|void|voided|nullified|null|invalid|invalidated|"
+            "overridden|overruled|fake|bogus|deactivated|longer",
+        ),
     ),
     _rule(
         "en.instructions_revoked",
@@ -533,91 +883,200 @@ _EN_RULES: tuple[Rule, ...] = (
         "your policies|your programming|your guardrails|your safety|your content",
         r"(?: [a-z]+)? (?:no longer|don't|do not|dont|won't|will not) (?:apply|matter|exist|count)"
         + _END,
+        requires=("apply|matter|exist|count",),
     ),
     _rule(
         "en.reveal_prompt",
-        _EN_REVEAL_VERB,
-        rf"{_gap(5)} (?:your|ur) {_EN_PROMPT_ADJ}*{_EN_PROMPT_NOUN}{_END}{_EN_PROMPT_TAIL}"
-        rf"|{_gap(5)} the {_EN_HIDDEN_ADJ}+{_EN_PROMPT_ADJ}*{_EN_PROMPT_NOUN}{_END}"
-        rf"|{_gap(5)} the (?:exact |full |original |hidden |secret |complete )?(?:prompt|"
-        r"instructions|rules|guidelines|system prompt|text|directives) (?:that )?(?:you (?:were|"
-        r"have been|'ve been) (?:given|told|provided)|given to you|you (?:received|got)|"
-        r"(?:the |your )?(?:developers?|creators?|devs|company|openai|anthropic|operators?|"
-        r"admins?|owners?) (?:gave|wrote|provided|set|programmed|fed|put|used|wrote for)|"
-        r"that (?:define|defines|govern|governs|control|controls|shape|shapes) (?:you|your))"
-        + _END,
+        "your|ur",
+        rf" {_EN_PROMPT_ADJ}*{_EN_PROMPT_NOUN}{_END}{_EN_PROMPT_TAIL}",
+        needs_before=rf"\b(?:{_EN_REVEAL_VERB}){_gap(5)} $",
         unless_before=_EN_GUARD,
-        keywords="system prompt|system message|system instructions|system configuration|"
-        "initial prompt|prompt|prompts|instructions|preprompt|pre-prompt|metaprompt|"
-        "meta-prompt|context window|rules|directives|guidelines|configuration",
+        requires=(
+            "prompt|prompts|instructions|preprompt|metaprompt|window|rules|directives|guidelines|"
+            "configuration|message|system",
+            "reveal|print|output|display|show|tell|give|share|repeat|recite|echo|dump|leak|"
+            "disclose|expose|spell|write|type|copy|paste|quote|list|translate|summarize|"
+            "summarise|paraphrase|describe|read|return|send|provide|include|put|begin|start|what|"
+            "whats|see|reproduce|render|state|explain",
+        ),
     ),
     _rule(
         "en.reveal_prompt",
-        _EN_STRONG_REVEAL_VERB,
-        rf"{_gap(4)} the {_EN_PROMPT_ADJ}*(?:system prompt|system message|system instructions|"
-        r"initial prompt|pre-?prompt)" + _END,
+        "hidden|secret|initial|original|confidential|internal|developer|underlying|private|"
+        "starting",
+        rf" {_EN_HIDDEN_ADJ}*{_EN_PROMPT_ADJ}*{_EN_PROMPT_NOUN}{_END}",
+        needs_before=rf"\b(?:{_EN_REVEAL_VERB}){_gap(5)} the {_EN_HIDDEN_ADJ}*$",
         unless_before=_EN_GUARD,
-        keywords="system prompt|system message|system instructions|initial prompt|preprompt|"
-        "pre-prompt",
+        requires=(_EN_REVEAL_WORDS,),
     ),
     _rule(
         "en.reveal_prompt",
-        "what|tell me|say|share|reveal",
-        r"(?: did| does| do| have| has)? (?:the|your) (?:developers?|creators?|devs|company|"
-        r"owners?|operators?|admins?|makers?) (?:tell|told|instruct|instructed|ask|asked|want|"
-        r"wanted|say|said|program|programmed)(?: you)? (?:to )?(?:never|not to|not|keep)"
-        r"(?: [a-z]+)? (?:reveal|say|share|tell|disclose|mention|discuss|talk about|secret|"
-        r"hidden)" + _END,
-        keywords="developer|developers|creator|creators|devs|company|owner|owners|operator|"
-        "operators|admin|admins|maker|makers",
+        "prompt|instructions|rules|guidelines|system prompt|directives",
+        r" (?:that )?(?:you (?:were|have been|'ve been) (?:given|told|provided)|given to you|"
+        r"you (?:received|got)|(?:the |your )?(?:developers?|creators?|devs|company|openai|"
+        r"anthropic|operators?|admins?|owners?) (?:gave|wrote|provided|set|programmed|fed|put|"
+        r"used|wrote for)|that (?:define|defines|govern|governs|control|controls|shape|shapes) "
+        r"(?:you|your))" + _END,
+        needs_before=rf"\b(?:{_EN_REVEAL_VERB}){_gap(5)} the (?:exact |full |original |hidden |"
+        r"secret |complete )?$",
+        unless_before=_EN_GUARD,
+        requires=(_EN_REVEAL_WORDS,),
+    ),
+    _rule(
+        "en.reveal_prompt",
+        "system prompt|system message|system instructions|initial prompt|pre-prompt|preprompt",
+        _END,
+        needs_before=rf"\b(?:{_EN_STRONG_REVEAL_VERB}){_gap(4)} the {_EN_PROMPT_ADJ}*$",
+        unless_before=_EN_GUARD,
+        requires=(
+            "reveal|print|output|dump|leak|disclose|expose|repeat|recite|echo|spell|write|"
+            "reproduce|type|copy",
+        ),
+    ),
+    _rule(
+        "en.reveal_prompt",
+        "developers|developer|creators|creator|devs|company|owners|owner|operators|operator|"
+        "admins|admin|makers|maker",
+        r" (?:tell|told|instruct|instructed|ask|asked|want|wanted|say|said|program|programmed)"
+        r"(?: you)? (?:to )?(?:never|not to|not|keep)(?: [a-z]+)? (?:reveal|say|share|tell|"
+        r"disclose|mention|discuss|talk about|secret|hidden)" + _END,
+        needs_before=r"\b(?:what|tell me|say|share|reveal)(?: did| does| do| have| has)? "
+        r"(?:the|your) $",
+        requires=("what|tell|say|share|reveal",),
     ),
     _rule(
         "en.repeat_above",
-        "repeat|recite|reproduce|output|print|echo|copy|dump|write|type|return|list|show|"
-        "display|tell|give|spell|quote|paste|what|put",
-        r"(?: back| out| down)?(?: me| us)?"
-        + _any(7)
-        + " "
-        + _alt(
-            r"(?:above|before) (?:this|my|the|your) (?:first |initial |current |very first )?"
-            r"(?:line|message|text|point|prompt|question|input|conversation|chat|reply)",
-            r"(?:that (?:appears?|came|comes|is|was|were) )?(?:before|above) (?:this|my|the)"
-            r" (?:first )?(?:message|prompt|question|input|line)",
-            r"(?:above|before)(?: this)?,? starting (?:with|from)",
-            r"starting (?:with|from) (?:the )?(?:phrase |words? |text |sentence )?[\"']?you are",
-            r"(?:everything|all|text|content|messages?) in your context(?: window)?",
-            r"from the (?:start|beginning|top) of (?:this|the|our|your) (?:conversation|chat|"
-            r"context|prompt)",
-        )
+        "above|before",
+        r" (?:this|my) (?:first |initial |current |very first )?(?:line|message|text|point|"
+        r"prompt|question|input|conversation|chat|reply)"
+        + _END
+        + r"| the (?:first |initial |very first )?(?:message|prompt|conversation|chat)"
+        + _END
+        + r"| your (?:first |initial )?(?:reply|message|response|answer)"
+        + _END
+        + r"|(?: this)?,? starting (?:with|from)"
         + _END,
+        needs_before=_EN_REPEAT_BEFORE,
         unless_before=_EN_GUARD,
-        keywords="above|before|starting|context|start|beginning|top",
+        requires=(
+            "repeat|recite|reproduce|output|print|echo|copy|dump|write|type|return|list|show|"
+            "display|tell|give|spell|quote|paste|what|put",
+        ),
+    ),
+    _rule(
+        "en.repeat_above",
+        "document above|text above|prompt above|conversation above|instructions above|"
+        "message above|document before this|text before this",
+        _END,
+        needs_before=r"\bwhat (?:was|is|were|are) (?:written|said|stated|typed)(?: [^ ]+){0,6} $",
+        requires=("written|said|stated|typed",),
+    ),
+    _rule(
+        "en.repeat_above",
+        "starting with|starting from",
+        r" (?:the )?(?:phrase |words? |text |sentence )?[\"']?you are" + _END,
+        needs_before=_EN_REPEAT_BEFORE,
+        unless_before=_EN_GUARD,
+        requires=(
+            "repeat|recite|reproduce|output|print|echo|copy|dump|write|type|return|list|show|"
+            "display|tell|give|spell|quote|paste|what|put",
+        ),
+    ),
+    _rule(
+        "en.repeat_above",
+        "in your context",
+        r"(?: window)?" + _END,
+        needs_before=_EN_REPEAT_VERB
+        + r"(?: [^ ]+){0,5} (?:everything|all|text|content|messages?) $",
+        unless_before=_EN_GUARD,
+        requires=(
+            "repeat|recite|reproduce|output|print|echo|copy|dump|write|type|return|list|show|"
+            "display|tell|give|spell|quote|paste|what|put",
+        ),
+    ),
+    _rule(
+        "en.repeat_above",
+        "from the start of|from the beginning of|from the top of",
+        r" (?:this|the|our|your) (?:conversation|chat|context|prompt)" + _END,
+        needs_before=_EN_REPEAT_BEFORE,
+        unless_before=_EN_GUARD,
+        requires=(
+            "repeat|recite|reproduce|output|print|echo|copy|dump|write|type|return|list|show|"
+            "display|tell|give|spell|quote|paste|what|put",
+        ),
     ),
     _rule(
         "en.jailbreak_persona",
-        _EN_ADDRESS,
-        _alt(
-            rf"{_any(6)} {_EN_AI_NOUN}{_END}{_any(6)} {_EN_WITHOUT} (?:any |all )?"
-            rf"(?:real |of the |of your |your )?{_EN_JB_ANY_NOUN}{_END}",
-            rf"{_any(7)} {_EN_WITHOUT} (?:any |all )?(?:real |of the |of your |your )?"
-            rf"{_EN_JB_STRONG_NOUN}{_END}",
-            rf"{_any(4)} {_EN_JB_ADJ}(?: and| or|,|, and)?(?: [a-z-]+){{0,2}}? {_EN_AI_NOUN}{_END}",
-            rf"{_any(6)} (?:jailbroken|jail-broken|jailbreak){_END}",
-            r"(?: now)? [a-z0-9.-]{2,12},? (?:which|who|that) stands for" + _END,
-        ),
+        _EN_WITHOUT,
+        rf"(?: any| all)?(?: real| of the| of your| your)? {_EN_JB_STRONG_NOUN}{_END}",
+        needs_before=rf"\b(?:{_EN_ADDRESS})(?: [^ ]+){{0,7}} $",
         unless_before=_EN_GUARD,
-        keywords="guardrails|safeguards|safety|content|ethical|moral|usage|restrictions|"
-        "limitations|rules|limits|limit|filter|filters|censorship|ethics|morals|morality|"
-        "unrestricted|unfiltered|uncensored|unchained|unshackled|unbound|unbounded|"
-        "unconstrained|unregulated|unmoderated|amoral|unethical|immoral|lawless|"
-        "limitless|ruleless|rule-less|filterless|evil|rogue|malicious|jailbroken|"
-        "jail-broken|jailbreak|stands for",
+        requires=(
+            "guardrails|safeguards|safety|content|ethical|moral|usage",
+            "you|act|acting|pretend|roleplay|role|simulate|imagine|behave|respond|answer|reply|"
+            "character|become|emulate|impersonate|be|play|from|pose|posing",
+        ),
+    ),
+    _rule(
+        "en.jailbreak_persona",
+        _EN_WITHOUT,
+        rf"(?: any| all)?(?: real| of the| of your| your)? {_EN_JB_ANY_NOUN}{_END}",
+        needs_before=rf"\b(?:{_EN_ADDRESS})(?: [^ ]+){{0,6}} [\"']?{_EN_AI_NOUN}[\"']?[,.]?"
+        r"(?: [^ ]+){0,8} $",
+        unless_before=_EN_GUARD,
+        requires=(
+            "guardrails|safeguards|safety|content|ethical|moral|usage|restrictions|limitations|"
+            "rules|limits|filter|filters|censorship|ethics|morals|morality",
+            "ai|assistant|model|chatbot|bot|llm|gpt|chatgpt|language|version|twin|counterpart|"
+            "persona|alter|ego|entity|agent|clone|variant|system|machine|robot|program|confidant",
+            "you|act|acting|pretend|roleplay|role|simulate|imagine|behave|respond|answer|reply|"
+            "character|become|emulate|impersonate|be|play|from|pose|posing",
+        ),
+    ),
+    _rule(
+        "en.jailbreak_persona",
+        _EN_JB_ADJ,
+        rf"(?: and| or|,|, and)?(?: [a-z-]+){{0,2}}? {_EN_AI_NOUN}{_END}",
+        needs_before=rf"\b(?:{_EN_ADDRESS})(?: [^ ]+){{0,6}} $",
+        unless_before=_EN_GUARD,
+        requires=(
+            "ai|assistant|model|chatbot|bot|llm|gpt|chatgpt|language|version|twin|counterpart|"
+            "persona|alter|ego|entity|agent|clone|variant|system|machine|robot|program|confidant",
+            "you|act|acting|pretend|roleplay|role|simulate|imagine|behave|respond|answer|reply|"
+            "character|become|emulate|impersonate|be|play|from|pose|posing",
+        ),
+    ),
+    _rule(
+        "en.jailbreak_persona",
+        "jailbroken|jail-broken|jailbreak",
+        _END,
+        needs_before=rf"\b(?:{_EN_ADDRESS})(?: [^ ]+){{0,6}} $",
+        unless_before=_EN_GUARD,
+        requires=(
+            "you|act|acting|pretend|roleplay|role|simulate|imagine|behave|respond|answer|reply|"
+            "character|become|emulate|impersonate|be|play|from|pose|posing",
+        ),
+    ),
+    _rule(
+        "en.jailbreak_persona",
+        "stands for",
+        _END,
+        needs_before=rf"\b(?:{_EN_ADDRESS})(?: now)? [a-z0-9.-]{{2,12}},? (?:which|who|that) $",
+        unless_before=_EN_GUARD,
+        requires=(
+            "you|act|acting|pretend|roleplay|role|simulate|imagine|behave|respond|answer|reply|"
+            "character|become|emulate|impersonate|be|play|from|pose|posing",
+        ),
     ),
     _rule(
         "en.jailbreak_persona",
         "unfiltered|uncensored|unrestricted|amoral|unethical|immoral|jailbroken|unhinged",
         r"(?: and|,|, and) (?:amoral|unethical|immoral|uncensored|unrestricted|unfiltered|"
         r"unbiased|unhinged|jailbroken)(?: [a-z-]+){0,2}? " + _EN_AI_NOUN + _END,
+        requires=(
+            "ai|assistant|model|chatbot|bot|llm|gpt|chatgpt|language|version|twin|counterpart|"
+            "persona|alter|ego|entity|agent|clone|variant|system|machine|robot|program|confidant",
+        ),
     ),
     _rule(
         "en.dan",
@@ -655,8 +1114,13 @@ _EN_RULES: tuple[Rule, ...] = (
         needs_before=r"(?:\byou(?:'re| are)?(?: now)?(?: in| into| operating in| running in|"
         r" entering| switched to)?|\b(?:chatgpt|gpt-?[0-9a-z.]*|claude|gemini|llama|assistant|"
         r"the ai|the model|yourself|bot|ai) (?:with|in|into|now in|enters?|entering)|"
-        r"\b(?:enable|activate|enter|engage|switch to|turn on) (?:your|the ai'?s?|chatgpt'?s?))"
+        r"\b(?:enable|activate|enter|engage|switch to|turn on) (?:your|the ai'?s?|chatgpt'?s?)|"
+        r"\b(?:simulate|emulate|pretend to be in|act as if you are in|act as if in)(?: an?| the)?)"
         r"[\s\"'*]{0,3}$",
+        requires=(
+            "you|your|chatgpt|gpt|gpt4|gpt4o|claude|gemini|llama|assistant|ai|model|yourself|bot|"
+            "simulate|emulate|pretend|act",
+        ),
     ),
     _rule(
         "en.no_longer_bound",
@@ -686,21 +1150,30 @@ _EN_RULES: tuple[Rule, ...] = (
         )
         + _END,
         unless_before=_EN_GUARD,
-        keywords="rules|policies|policy|guidelines|restrictions|limitations|filters|programming|"
-        "ethics|morals|training|terms|usage|content|openai|anthropic|google|meta|"
-        "constraints|confines|shackles|chains|censorship",
+        requires=(
+            "rules|policies|policy|guidelines|restrictions|limitations|filters|programming|"
+            "ethics|morals|training|terms|usage|content|openai|anthropic|google|meta|constraints|"
+            "confines|shackles|chains|censorship",
+        ),
     ),
     _rule(
         "en.disable_safety",
-        "remove|lift|disable|drop|turn off|switch off|deactivate|bypass|circumvent|get around|"
-        "evade|override|ignore|break|violate|disobey|escape|suspend|shut off|shut down|"
-        "get rid of|break free from|work around",
-        r"(?: all| any| of| each| every)*(?: the)? (?:your|ur) (?:own |current |usual |normal |"
-        r"built-in |default |internal |existing )?(?:[a-z]+ )?" + _EN_RESTRICTION_NOUN + _END,
+        "your|ur",
+        r" (?:own |current |usual |normal |built-in |default |internal |existing )?(?:[a-z]+ )?"
+        + _EN_RESTRICTION_NOUN
+        + _END,
+        needs_before=r"\b(?:remove|lift|disable|drop|turn off|switch off|deactivate|bypass|"
+        r"circumvent|get around|evade|override|ignore|break|violate|disobey|escape|suspend|"
+        r"shut off|shut down|get rid of|break free from|work around)(?: all| any| of| each| every)*"
+        r"(?: the)? $",
         unless_before=_EN_GUARD,
-        keywords="restrictions|limitations|filter|filters|guardrails|safeguards|safety|censorship|"
-        "content|rules|guidelines|programming|ethics|morals|moral|policies|policy|"
-        "training|alignment|conditioning|constraints|usage",
+        requires=(
+            "restrictions|limitations|filter|filters|guardrails|safeguards|safety|censorship|"
+            "content|rules|guidelines|programming|ethics|morals|moral|compass|policies|policy|"
+            "training|alignment|conditioning|constraints|usage",
+            "remove|lift|disable|drop|turn|switch|deactivate|bypass|circumvent|get|evade|"
+            "override|ignore|break|violate|disobey|escape|suspend|shut|work",
+        ),
     ),
     _rule(
         "en.disable_safety",
@@ -709,6 +1182,10 @@ _EN_RULES: tuple[Rule, ...] = (
         r"output|outputs|replies|behaviou?r|content|generations)" + _END,
         needs_before=r"(?:remove|lift|disable|drop|turn off|get rid of|bypass|ignore|without|"
         r"\bno|zero|free of)(?: [a-z]+){0,2} $",
+        requires=(
+            "your|ai|model|assistant",
+            "remove|lift|disable|drop|turn|get|bypass|ignore|without|no|zero|free",
+        ),
     ),
     _rule(
         "en.disable_safety",
@@ -716,6 +1193,11 @@ _EN_RULES: tuple[Rule, ...] = (
         r" (?:usual |normal |standard |typical |built-in |default |own )?(?:[a-z]+ )?"
         + _EN_RESTRICTION_NOUN
         + _END,
+        requires=(
+            "restrictions|limitations|filter|filters|guardrails|safeguards|safety|censorship|"
+            "content|rules|guidelines|programming|ethics|morals|moral|compass|policies|policy|"
+            "training|alignment|conditioning|constraints|usage",
+        ),
     ),
     _rule(
         "en.disable_safety",
@@ -732,8 +1214,13 @@ _EN_RULES: tuple[Rule, ...] = (
         r" all| completely| fully| been)* (?:off|disabled|lifted|removed|deactivated|suspended|"
         r"gone|turned off|void|null|revoked|waived|overridden|no longer (?:apply|applies|active|"
         r"in effect|valid|exist|matter))" + _END,
-        keywords="off|disabled|lifted|removed|deactivated|suspended|gone|turned off|void|null|"
-        "revoked|waived|overridden|no longer",
+        requires=(
+            "restrictions|limitations|filter|filters|guardrails|safeguards|safety|censorship|"
+            "content|rules|guidelines|programming|ethics|morals|moral|compass|policies|policy|"
+            "training|alignment|conditioning|constraints|usage",
+            "off|disabled|lifted|removed|deactivated|suspended|gone|turned|void|null|revoked|"
+            "waived|overridden|longer",
+        ),
     ),
     _rule(
         "en.disable_safety",
@@ -750,6 +1237,10 @@ _EN_RULES: tuple[Rule, ...] = (
         rf"(?:without (?:any |your |the )?(?:usual )?)?(?:[a-z]+ )?(?:restrictions|rules|"
         r"guidelines|polic(?:y|ies)|filters?|safety|limits|limitations|instructions|programming|"
         r"ethics|censorship|guardrails|safeguards)" + _END,
+        requires=(
+            "restrictions|rules|guidelines|policy|policies|filter|filters|safety|limits|"
+            "limitations|instructions|programming|ethics|censorship|guardrails|safeguards",
+        ),
     ),
     _rule(
         "en.fake_authority",
@@ -769,9 +1260,15 @@ _EN_RULES: tuple[Rule, ...] = (
     _rule(
         "any.role_marker",
         (
-            "<|system|>", "<<sys>>", "[inst] <<sys>>", "<|endoftext|> system",
-            "<|endoftext|> user", "<|endoftext|> assistant", "<|endoftext|> human",
-            "<|eot_id|> system", "<|im_end|> system",
+            "<|system|>",
+            "<<sys>>",
+            "[inst] <<sys>>",
+            "<|endoftext|> system",
+            "<|endoftext|> user",
+            "<|endoftext|> assistant",
+            "<|endoftext|> human",
+            "<|eot_id|> system",
+            "<|im_end|> system",
         ),
         r" ?(?=[a-z0-9\"'])",
     ),
@@ -782,16 +1279,18 @@ _EN_RULES: tuple[Rule, ...] = (
     ),
     _rule(
         "any.role_marker",
-        "#### system|### system|## system|# system|#### he thong|### he thong|## he thong|"
-        "# he thong|[system|[[system|[sys|[admin|[developer|[[assistant|[[admin|{system|(system|"
+        "# system|# he thong|[system|[[system|[sys|[admin|[developer|[[assistant|[[admin|"
+        "{system|(system|"
         "[he thong|<system|<sys>|<admin|<developer|<instructions|system:|system message:|"
         "system prompt:|system note:|system notice:|system update:|system alert:|"
         "system instruction:|system instructions:|system override|system message|system notice|"
         "--- system|=== system|** system|**system",
-        r"(?:_message|_prompt|_instructions?|_override|_note)?"
+        # Possessive where backtracking could never help (only punctuation before the cue
+        # word); otherwise "system: system: ..." costs thousands of steps per occurrence.
+        r"(?:_message|_prompt|_instructions?|_override|_note)?+"
         r"(?: (?:message|prompt|instructions?|note|notice|update|alert|override|command|directive|"
-        r"info|thong bao))?(?: [^>\]]{0,40})?(?:>|\]{1,2}(?: ?\(#[a-z_-]*\))?|\*\*|:|-{2,}|=+)?"
-        r" ?:? ?(?:\*\* ?)?(?=" + _ROLE_CUE + r"\b)",
+        r"info|thong bao))?+(?: [^>\]]{0,40})?(?:>|\]{1,2}(?: ?\(#[a-z_-]*\))?|\*\*|:|-{2,}|=+)?+"
+        r" ?+:?+ ?+(?:\*\* ?)?+(?<![a-z])(?=" + _ROLE_CUE + r"\b)",
     ),
     _rule(
         "any.role_marker",
@@ -826,14 +1325,14 @@ _EN_RULES: tuple[Rule, ...] = (
         "true instructions|revised instructions|priority instructions|override instructions|"
         "secret instructions|new system instructions|new rules for you|new policy for you",
         r"(?: below| are as follows| from (?:the )?(?:admin|administrator|developer|"
-        r"system|operator|finance|management|openai|anthropic))?\s?[:\-]" + _any(2) + " "
+        r"system|operator|finance|management|openai|anthropic))?\s?[:\-]"
+        + _any(2)
+        + " "
         + _alt(
-            "respond", "reply", "answer", "output", "print", "reveal", "ignore", "disregard",
-            "forget", "list", "send", "forward", "tell", "always", "never", "from now on",
-            "do not", "don't", "comply", "obey", "disclose", "share", "grant", "act", "pretend",
-            "say", "write", "email", "approve", "transfer", "mark", "change", "include",
-            "leak", "dump", "expose", r"you (?:must|will|are|should|shall|have to|need to)",
-            "the assistant", "assistant", "ai",
+            "respond|reply|answer|output|print|reveal|ignore|disregard|forget|list|send|forward|"
+            "tell|always|never|from now on|do not|don't|comply|obey|disclose|share|grant|act|"
+            "pretend|say|write|email|approve|transfer|mark|change|include|leak|dump|expose|"
+            "you (?:must|will|are|should|shall|have to|need to)|the assistant|assistant|ai"
         )
         + _END
         + r"| (?:follow|are|is) ?:?(?= [a-z])",
@@ -841,24 +1340,34 @@ _EN_RULES: tuple[Rule, ...] = (
     ),
     _rule(
         "en.new_instructions",
-        "your new|the new|your real|your actual|your true|the real|the actual|the true|"
-        "your only",
+        "new|real|actual|true|only",
         r" (?:task|tasks|instructions?|directive|objective|mission|purpose|prime directive|"
         r"primary directive|orders?|system prompt|programming|goal|job) (?:is|are|will be|from "
-        r"now on is|now is)(?: now)? to" + _any(3) + " "
+        r"now on is|now is)(?: now)? to"
+        + _any(3)
+        + " "
         + _alt(
-            "reveal", "leak", "print", "output", "send", "share", "disclose", "expose",
-            "exfiltrate", "ignore", "bypass", "write", "list", "tell", "give", "email", "forward",
-            "approve", "transfer", "dump", "post", "upload", "collect", "extract", "steal",
+            "reveal|leak|print|output|send|share|disclose|expose|exfiltrate|ignore|bypass|write|"
+            "list|tell|give|email|forward|approve|transfer|dump|post|upload|collect|extract|"
+            "steal"
         )
         + _any(5)
         + " "
         + _alt(
-            "passwords?", "secrets?", "keys?", "tokens?", "credentials", "system prompt",
-            "instructions", "data", "internal", "confidential", "pricing", "salary", "salaries",
-            "customers?", "users?", "refunds?", "funds", "money", "accounts?", "prompt",
-            "emails?", "history", "files?", "database",
+            "passwords?|secrets?|keys?|tokens?|credentials|system prompt|instructions|data|"
+            "internal|confidential|pricing|salary|salaries|customers?|users?|refunds?|funds|"
+            "money|accounts?|prompt|emails?|history|files?|database"
         ),
+        requires=(
+            "passwords|password|secrets|secret|keys|key|tokens|token|credentials|prompt|"
+            "instructions|data|internal|confidential|pricing|salary|salaries|customers|customer|"
+            "users|user|refunds|refund|funds|money|accounts|account|emails|email|history|files|"
+            "file|database",
+            "reveal|leak|print|output|send|share|disclose|expose|exfiltrate|ignore|bypass|write|"
+            "list|tell|give|email|forward|approve|transfer|dump|post|upload|collect|extract|steal",
+            "your|the",
+        ),
+        needs_before=r"\b(?:your|the) $",
     ),
     _rule(
         "en.indirect_address",
@@ -869,47 +1378,83 @@ _EN_RULES: tuple[Rule, ...] = (
         r"ai models?|ai systems?|ai tools?|crawlers?|scrapers?|summari[sz]ers?|ai readers?)"
         + _any(4)
         + r"\s?:",
+        requires=(
+            "ai|llm|llms|gpt|gpts|chatgpt|claude|gemini|copilot|assistant|assistants|chatbot|"
+            "chatbots|bot|bots|language|model|models|agent|agents|systems|tools|crawler|crawlers|"
+            "scraper|scrapers|summarizer|summarizers|summariser|summarisers|readers|reader",
+        ),
     ),
     _rule(
         "en.indirect_address",
-        "ai|llm|llms|gpt|chatgpt|assistant|assistants|chatbot|chatbots|language model|"
-        "language models|agent|agents|model|models|bot|bots|crawler|crawlers",
-        r"(?: (?:agents?|assistants?|models?|systems?|tools?|bots?|crawlers?|readers?|"
-        r"summari[sz]ers?|screeners?|reviewers?))?(?: [a-z]+){0,2}? (?:reading|processing|"
-        r"summari[sz]ing|analy[sz]ing|parsing|scanning|crawling|browsing|reviewing|screening|"
-        r"indexing|ingesting|evaluating|grading) (?:this|these)(?: (?:page|document|email|"
-        r"message|text|file|resume|cv|review|inbox|site|website|content|data|application|"
-        r"invoice|repo|repository|code|ticket|listing|post|article))?\s?[:,]",
-        keywords="reading|processing|summarizing|summarising|analyzing|analysing|parsing|scanning|"
+        "reading|processing|summarizing|summarising|analyzing|analysing|parsing|scanning|"
         "crawling|browsing|reviewing|screening|indexing|ingesting|evaluating|grading",
+        r" (?:this|these)(?: (?:page|document|email|message|text|file|resume|cv|review|inbox|site|"
+        r"website|content|data|application|invoice|repo|repository|code|ticket|listing|post|"
+        r"article))?\s?[:,]",
+        needs_before=r"\b(?:ai|a\.i\.|llms?|gpts?|chatgpt|assistants?|chatbots?|language models?|"
+        r"agents?|models?|bots?|crawlers?)(?: (?:agents?|assistants?|models?|systems?|tools?|bots?|"
+        r"crawlers?|readers?|summari[sz]ers?|screeners?|reviewers?))?(?: [a-z]+){0,2} $",
+        requires=(
+            "ai|llm|llms|gpt|gpts|chatgpt|claude|gemini|copilot|assistant|assistants|chatbot|"
+            "chatbots|bot|bots|language|model|models|agent|agents|systems|tools|crawler|crawlers|"
+            "scraper|scrapers|summarizer|summarizers|summariser|summarisers|readers|reader",
+        ),
     ),
     _rule(
         "en.exfiltrate_secrets",
-        "print|list|show|reveal|output|give|send|tell|share|dump|display|leak|expose|disclose|"
-        "paste|return|read|email|post|write|what|whats|what's|include|forward|upload|echo|cat|"
-        "type|spell|provide|fetch|extract|retrieve|export|which",
-        rf"{_any(5)} {_EN_SECRET}{_END}{_any(5)} {_EN_OWNERSHIP}{_END}",
+        "api key|api keys|api-key|api-keys|apikey|apikeys|secret key|secret keys|"
+        "secret access key|access key|access keys|access token|access tokens|auth token|"
+        "auth tokens|bearer token|bearer tokens|session token|session tokens|tokens|token|"
+        "credentials|password|passwords|passwd|secrets|secret|private key|private keys|ssh key|"
+        "ssh keys|env variables|environment variables|env vars|environment vars|connection string|"
+        "connection strings|admin token|api_key|secret_key|access_key|access_key_id|_token|"
+        "_password|_secret",
+        rf"[a-z0-9_]*{_any(5)} {_EN_OWNERSHIP}{_END}",
+        needs_before=r"\b(?:print|list|show|reveal|output|give|send|tell|share|dump|display|leak|"
+        r"expose|disclose|paste|return|read|email|post|write|what|whats|what's|include|forward|"
+        r"upload|echo|cat|type|spell|provide|fetch|extract|retrieve|export|which)(?: [^ ]+){0,5} "
+        r"[a-z0-9_]*$",
         unless_before=_EN_GUARD,
-        keywords="api|apikey|apikeys|key|keys|token|tokens|credentials|password|passwords|passwd|"
-        "secret|secrets|env|environment|string|strings",
+        requires=(
+            "you|your|stored|server|machine|host|deployment|backend|developer|developers|admin|"
+            "admins|operator|operators",
+            "print|list|show|reveal|output|give|send|tell|share|dump|display|leak|expose|"
+            "disclose|paste|return|read|email|post|write|what|whats|include|forward|upload|echo|"
+            "cat|type|spell|provide|fetch|extract|retrieve|export|which",
+        ),
     ),
     _rule(
         "en.exfiltrate_secrets",
-        "print|reveal|output|dump|leak|expose|disclose|list|show|send|give|tell|paste|share",
-        r"(?: me| us)? (?:all|every|each one of|any) (?:the |of the |your |of your )?(?:[a-z]+ )?"
-        r"(?:api[ -]?keys|secret keys|access keys|access tokens|auth tokens|tokens|credentials|"
-        r"passwords|secrets|private keys|ssh keys)" + _END,
+        "all|every|each one of|any",
+        r" (?:the |of the |your |of your )?(?:[a-z]+ )?(?:api[ -]?keys|secret keys|access keys|"
+        r"access tokens|auth tokens|tokens|credentials|passwords|secrets|private keys|ssh keys)"
+        + _END
+        + r"(?! (?:in|from|of|inside|on|for) (?:my|our|this|these|a|the) )",
+        needs_before=r"\b(?:print|reveal|output|dump|leak|expose|disclose|list|show|send|give|"
+        r"tell|paste|share)(?: me| us)? $",
         unless_before=_EN_GUARD,
-        keywords="keys|tokens|credentials|passwords|secrets",
+        requires=(
+            "print|reveal|output|dump|leak|expose|disclose|list|show|send|give|tell|paste|share",
+        ),
     ),
     _rule(
         "en.exfiltrate_secrets",
-        "send|forward|post|upload|email|e-mail|transmit|submit|exfiltrate|leak|copy|share|"
-        "append|include|encode|fetch|call|visit|open|load|deliver|relay|pipe|report",
-        rf"{_any(8)} {_EN_EXFIL_OBJECT}{_END}{_any(8)} {_EN_DESTINATION}",
+        "credentials|password|passwords|api key|api keys|secrets|token|tokens|system prompt|"
+        "context window|session cookies|cookies|ssh keys|private keys",
+        rf"{_any(8)} {_EN_DESTINATION}",
+        needs_before=_EN_SEND_BEFORE,
         unless_before=_EN_GUARD,
-        keywords="conversation|chat|history|logs|log|message|credentials|password|passwords|api|"
-        "keys|key|secrets|token|tokens|prompt|context|cookies|ssh|private|messages|data",
+        requires=(_EN_SEND_WORDS,),
+    ),
+    _rule(
+        "en.exfiltrate_secrets",
+        "conversation|chat|conversation history|chat history|chat log|chat logs|"
+        "conversation log|conversation logs|message history|previous messages|user data|"
+        "all user data|all customer data",
+        rf"{_any(8)} (?:to|at|via|using|into) (?:https?:|www\.)",
+        needs_before=_EN_SEND_BEFORE,
+        unless_before=_EN_GUARD,
+        requires=(_EN_SEND_WORDS, "http|https|www"),
     ),
     _rule(
         "en.exfiltrate_secrets",
@@ -919,11 +1464,16 @@ _EN_RULES: tuple[Rule, ...] = (
     ),
     _rule(
         "en.exfiltrate_secrets",
-        "run|execute|call|use",
-        r" ?[`'\"]?(?:env|printenv|set|export|cat \.env|cat /etc/passwd|cat ~/\.ssh/[^ ]*|"
-        r"echo \$[a-z_]+)[`'\"]?(?: [a-z]+){0,2}? (?:with|using|via|in|through) your (?:[a-z]+ )?"
-        r"(?:tool|tools|shell|terminal|code interpreter|sandbox|python|bash|function)",
-        keywords="tool|tools|shell|terminal|interpreter|sandbox|python|bash|function",
+        "your",
+        r" (?:[a-z]+ )?(?:tool|tools|shell|terminal|code interpreter|sandbox|python|bash|function)"
+        + _END,
+        needs_before=r"\b(?:run|execute|call|use) ?[`'\"]?(?:env|printenv|set|export|cat \.env|"
+        r"cat /etc/passwd|cat ~/\.ssh/[^ ]*|echo \$[a-z_]+)[`'\"]?(?: [a-z]+){0,2}? (?:with|using|"
+        r"via|in|through) $",
+        requires=(
+            "run|execute|call|use",
+            "env|printenv|set|export|cat|echo",
+        ),
     ),
     _rule(
         "en.grandma_exploit",
@@ -940,7 +1490,8 @@ _EN_RULES: tuple[Rule, ...] = (
 
 _VI_IGNORE = (
     "bo qua|phot lo|lo di|lam lo|quen|dung tuan theo|dung lam theo|dung nghe theo|dung tuan thu|"
-    "dung de y|dung de y den|dung quan tam|dung quan tam den|khong can tuan theo|khong can tuan thu|khong can lam theo|"
+    "dung de y|dung de y den|dung quan tam|dung quan tam den|khong can tuan theo|"
+    "khong can tuan thu|khong can lam theo|"
     "khong can nghe theo|khong phai tuan theo|khong phai tuan thu|khong phai lam theo|"
     "khong tuan theo|khong tuan thu|ngung tuan theo|ngung lam theo|thoi tuan theo|"
     "thoi lam theo|huy bo|ghi de|vo hieu hoa|xoa bo|bat chap|mac ke|gat bo|vut bo|bo ngoai tai|"
@@ -955,11 +1506,11 @@ _VI_NOUN_B = (
     "instructions|instruction|rules"
 )
 _VI_QUAL = _alt(
-    "truoc", "truoc do", "truoc day", "truoc kia", "o tren", "phia tren", "ben tren", "tren day",
-    "tren do", r"tren(?= ?[.,!?;:]| va | roi | di | nhe | nua |$)", "ban dau", "he thong", "cu",
-    "goc", "cua ban", "cua may", "cua nha phat trien", "cua lap trinh vien", "cua openai",
-    "cua anthropic", "cua google", "an toan", "noi dung", "da duoc", "da cai", "duoc cai",
-    "mac dinh", "an", "bi mat", "cua he thong", "dao duc", "cua chatgpt", "cua ai",
+    "truoc|truoc do|truoc day|truoc kia|o tren|phia tren|ben tren|tren day|tren do|"
+    "tren(?= ?[.,!?;:]| va | roi | di | nhe | nua |$)|ban dau|he thong|cu|goc|cua ban|"
+    "cua may|cua nha phat trien|cua lap trinh vien|cua openai|cua anthropic|cua google|"
+    "an toan|noi dung|da duoc|da cai|duoc cai|mac dinh|an|bi mat|cua he thong|dao duc|"
+    "cua chatgpt|cua ai"
 )
 _VI_GUARD = (
     r"(?:\b(?:toi|minh|tao|tui|chung toi|chung minh|ho|no|em)(?: (?:da|lo|vo tinh|quen|khong|"
@@ -971,20 +1522,45 @@ _VI_GUARD = (
     r"|(?:nhu|kieu|vi du|chang han|cau) [\"']?$)"
 )
 _VI_PROMPT_STRONG = _alt(
-    "system prompt", "prompt he thong", "loi nhac he thong", "chi dan an", "huong dan an",
-    "chi thi an", "quy tac an", "quy tac bi mat", "chi dan bi mat", "huong dan bi mat",
-    "prompt an", "prompt bi mat", "prompt ban dau", "prompt goc", "loi nhac ban dau",
-    "loi nhac goc", "thiet lap ban dau", "thong diep he thong", "cau lenh he thong",
-    "system message",
+    "system prompt|prompt he thong|loi nhac he thong|chi dan an|huong dan an|chi thi an|"
+    "quy tac an|quy tac bi mat|chi dan bi mat|huong dan bi mat|prompt an|prompt bi mat|"
+    "prompt ban dau|prompt goc|loi nhac ban dau|loi nhac goc|thiet lap ban dau|"
+    "thong diep he thong|cau lenh he thong|system message"
 )
 _VI_PROMPT_WEAK = _alt(
-    "huong dan he thong", "chi dan he thong", "chi thi he thong", "huong dan ban dau",
-    "chi dan ban dau", "huong dan goc", "quy tac ban dau", "prompt", "loi nhac", "chi dan",
-    "huong dan", "quy tac", "instructions",
+    "huong dan he thong|chi dan he thong|chi thi he thong|huong dan ban dau|"
+    "chi dan ban dau|huong dan goc|quy tac ban dau|prompt|loi nhac|chi dan|huong dan|"
+    "quy tac|instructions"
 )
 _VI_POSSESSIVE = r"(?:cua (?:ban|may|minh|chatbot|tro ly|ai)|ma ban|ban (?:da )?(?:nhan|duoc))"
 _VI_AI_NOUN = r"(?:ai|tro ly|chatbot|bot|con bot|mo hinh|chatgpt|gpt|robot|may|tri tue nhan tao)"
 _VI_RESTRICT = r"(?:kiem duyet|bo loc|gioi han|han che|rang buoc|dao duc|luat le|quy tac)"
+
+_VI_PROMPT_STRONG_LEADS = (
+    "system prompt|prompt he thong|loi nhac he thong|chi dan an|huong dan an|chi thi an|"
+    "quy tac an|quy tac bi mat|chi dan bi mat|huong dan bi mat|prompt an|prompt bi mat|"
+    "prompt ban dau|prompt goc|loi nhac ban dau|loi nhac goc|thiet lap ban dau|"
+    "thong diep he thong|cau lenh he thong|system message"
+)
+_VI_PROMPT_WEAK_LEADS = (
+    "huong dan he thong|chi dan he thong|chi thi he thong|huong dan ban dau|chi dan ban dau|"
+    "huong dan goc|quy tac ban dau|prompt|loi nhac|chi dan|huong dan|quy tac|instructions"
+)
+_VI_REVEAL_VERB = (
+    r"\b(?:tiet lo|in ra|xuat ra|cho toi xem|cho minh xem|cho tui xem|cho em xem|cho xem|"
+    r"cho toi biet|cho minh biet|noi cho toi biet|noi cho minh biet|hien thi|viet ra|ghi ra|"
+    r"ghi lai|chep lai|nhac lai|lap lai|doc to|doc cho|doc len|doc|noi ra|liet ke|dich|tom tat|"
+    r"chia se|cung cap|dua|gui|copy|trich dan|bat dau bang|in|xuat|hien)"
+)
+_VI_REVEAL_BEFORE = _VI_REVEAL_VERB + r"(?: [a-z]+){0,5} $"
+_VI_DISABLE_VERB = (
+    r"\b(?:tat|vo hieu hoa|go bo|bo|xoa|loai bo|vuot qua|lach|bo qua|thoat khoi|bo het|go|pha)"
+    r"(?: het| moi| tat ca| toan bo)?(?: cac| nhung)?"
+)
+_VI_SECRET_VERB = (
+    r"\b(?:cho toi biet|cho toi xem|cho minh xem|cho minh biet|in ra|liet ke|xuat|xuat ra|"
+    r"hien thi|tiet lo|doc|gui|dua|cung cap|chia se|in)"
+)
 
 _VI_RULES: tuple[Rule, ...] = (
     _rule(
@@ -1004,6 +1580,10 @@ _VI_RULES: tuple[Rule, ...] = (
             r"lap trinh|giao|cho biet|chi dan|noi|dan do|yeu cau|ra lenh)" + _END,
         ),
         unless_before=_VI_GUARD,
+        requires=(
+            "huong|chi|quy|menh|lenh|nguyen|prompt|system|nhac|chinh|luat|rang|gioi|han|loc|"
+            "thiet|duyet|instructions|instruction|rules|yeu|ban",
+        ),
     ),
     _rule(
         "vi.instructions_revoked",
@@ -1011,21 +1591,54 @@ _VI_RULES: tuple[Rule, ...] = (
         r"(?: [a-z]+)? (?:truoc do|truoc day|truoc|ban dau|he thong|cua ban|o tren|cu)"
         r"(?: [a-z]+)? (?:da |deu |nay )*(?:bi |duoc )?(?:huy bo|huy|vo hieu hoa|vo hieu|"
         r"het hieu luc|khong con hieu luc|khong con gia tri|xoa bo|go bo)" + _END,
+        requires=("huy|hieu|luc|gia|xoa|go",),
     ),
     _rule(
         "vi.reveal_prompt",
-        "tiet lo|in ra|xuat ra|cho toi xem|cho minh xem|cho tui xem|cho em xem|cho xem|"
-        "cho toi biet|cho minh biet|noi cho toi biet|noi cho minh biet|hien thi|viet ra|ghi ra|"
-        "ghi lai|chep lai|nhac lai|lap lai|doc to|doc cho|doc len|doc|noi ra|liet ke|dich|"
-        "tom tat|chia se|cung cap|dua|gui|copy|trich dan|bat dau bang|in|xuat|hien",
-        rf"(?: [a-z]+){{0,5}}? {_VI_PROMPT_STRONG}{_END}(?: [a-z]+){{0,3}}? {_VI_POSSESSIVE}"
-        rf"|(?: [a-z]+){{0,5}}? {_VI_PROMPT_WEAK}(?: [a-z]+){{0,2}}? {_VI_POSSESSIVE}"
-        rf"|(?: [a-z]+){{0,5}}? (?:nguyen van|toan bo|day du|chinh xac|tat ca)(?: [a-z]+)?"
-        rf" {_VI_PROMPT_STRONG}{_END}"
-        rf"|(?: [a-z]+){{0,5}}? (?:nhung |cac )?(?:chi dan|huong dan|quy tac|prompt|loi nhac|"
-        r"chi thi) (?:an|bi mat)" + _END,
+        _VI_PROMPT_STRONG_LEADS,
+        rf"{_END}(?: [a-z]+){{0,3}}? {_VI_POSSESSIVE}",
+        needs_before=_VI_REVEAL_BEFORE,
         unless_before=_VI_GUARD,
-        keywords="prompt|nhac|dan|thi|tac|thong|lenh|message|instructions|thiet",
+        requires=(
+            "tiet|ra|xem|biet|hien|viet|ghi|chep|nhac|lap|doc|noi|liet|dich|tom|chia|cung|dua|"
+            "gui|copy|trich|bat|in|xuat",
+            "cua|ma|ban",
+        ),
+    ),
+    _rule(
+        "vi.reveal_prompt",
+        _VI_PROMPT_WEAK_LEADS,
+        rf"(?: [a-z]+){{0,2}}? {_VI_POSSESSIVE}",
+        needs_before=_VI_REVEAL_BEFORE,
+        unless_before=_VI_GUARD,
+        requires=(
+            "tiet|ra|xem|biet|hien|viet|ghi|chep|nhac|lap|doc|noi|liet|dich|tom|chia|cung|dua|"
+            "gui|copy|trich|bat|in|xuat",
+            "cua|ma|ban",
+        ),
+    ),
+    _rule(
+        "vi.reveal_prompt",
+        "nguyen van|toan bo|day du|chinh xac|tat ca",
+        rf"(?: [a-z]+)? {_VI_PROMPT_STRONG}{_END}",
+        needs_before=_VI_REVEAL_BEFORE,
+        unless_before=_VI_GUARD,
+        requires=(
+            "tiet|ra|xem|biet|hien|viet|ghi|chep|nhac|lap|doc|noi|liet|dich|tom|chia|cung|dua|"
+            "gui|copy|trich|bat|in|xuat",
+        ),
+    ),
+    _rule(
+        "vi.reveal_prompt",
+        "chi dan|huong dan|quy tac|prompt|loi nhac|chi thi",
+        r" (?:an|bi mat)" + _END,
+        needs_before=_VI_REVEAL_VERB + r"(?: [a-z]+){0,5} $",
+        unless_before=_VI_GUARD,
+        requires=(
+            "tiet|ra|xem|biet|hien|viet|ghi|chep|nhac|lap|doc|noi|liet|dich|tom|chia|cung|dua|"
+            "gui|copy|trich|bat|in|xuat",
+            "an|mat",
+        ),
     ),
     _rule(
         "vi.reveal_prompt",
@@ -1068,13 +1681,17 @@ _VI_RULES: tuple[Rule, ...] = (
         )
         + _END,
         unless_before=_VI_GUARD,
-        keywords="duyet|loc|khoa|jailbreak|jailbroken|duc|han|buoc|luat|tac|tu do",
+        requires=(
+            "kiem|duyet|loc|khoa|jailbreak|jailbroken|dao|duc|gioi|han|rang|buoc|luat|quy|tac|do",
+        ),
     ),
     _rule(
         "vi.dan",
         "ban la dan|ban se la dan|dong vai dan|gia vo la dan|tro thanh dan|ban chinh la dan|"
         "gio ban la dan|hoat dong nhu dan",
-        r"(?![a-z])[,.:;!-]?" + _any(10) + r" (?:khong (?:bi |co )?(?:rang buoc|gioi han|kiem duyet|"
+        r"(?![a-z])[,.:;!-]?"
+        + _any(10)
+        + r" (?:khong (?:bi |co )?(?:rang buoc|gioi han|kiem duyet|"
         r"bo loc|han che)|lam bat cu|lam moi thu|lam bat ky|do anything|bat ky dieu gi|"
         r"khong tu choi|viet tat|stands for|mot ai|ai co the|khong bi)" + _END,
     ),
@@ -1093,7 +1710,7 @@ _VI_RULES: tuple[Rule, ...] = (
         "vi.mode_switch",
         "che do nha phat trien|che do developer|che do dev|che do god|che do quan tri|"
         "che do debug|developer mode",
-        _any(8) + r" (?:cho |cua )?(?:chatgpt|gpt|ai|tro ly|ban|claude|gemini|chatbot)" + _END,
+        _any(8) + r" (?:cho|cua) (?:chatgpt|gpt|ai|tro ly|ban|claude|gemini|chatbot)" + _END,
     ),
     _rule(
         "vi.mode_switch",
@@ -1108,22 +1725,31 @@ _VI_RULES: tuple[Rule, ...] = (
         "khong gioi han|khong co gioi han|khong co bat ky gioi han|khong han che|khong kiem duyet|"
         "khong rang buoc|khong co rang buoc",
         r"(?: nao)? (?:noi dung|ve noi dung)" + _END,
+        requires=("noi|dung",),
     ),
     _rule(
         "vi.disable_safety",
-        "tat|vo hieu hoa|go bo|bo|xoa|loai bo|vuot qua|lach|bo qua|thoat khoi|bo het|go|pha",
-        r"(?: het| moi| tat ca| toan bo)?(?: cac| nhung)? (?:bo loc|gioi han|han che|rang buoc|"
-        r"kiem duyet|che do an toan|tinh nang an toan|quy tac an toan|quy dinh an toan)"
-        r"(?: [a-z]+){0,2}? (?:cua (?:ban|may|chatgpt|ai|tro ly))" + _END,
-        keywords="loc|han|che|buoc|duyet|toan",
+        "bo loc|gioi han|han che|rang buoc|kiem duyet|che do an toan|tinh nang an toan|"
+        "quy tac an toan|quy dinh an toan",
+        r"(?: [a-z]+){0,2}? cua (?:ban|may|chatgpt|ai|tro ly)" + _END,
+        needs_before=_VI_DISABLE_VERB + r" $",
+        requires=(
+            "tat|vo|go|bo|xoa|loai|vuot|lach|thoat|pha|hoa",
+            "cua",
+        ),
     ),
     _rule(
         "vi.disable_safety",
-        "tat|vo hieu hoa|go bo|bo|xoa|loai bo|vuot qua|lach|bo qua|thoat khoi|bo het|go",
-        r"(?: het| moi| tat ca| toan bo)?(?: cac| nhung)? (?:bo loc|gioi han|han che|rang buoc|"
-        r"kiem duyet)(?: [a-z]+)? (?:an toan|noi dung|dao duc)" + _END,
-        needs_before=r"\b(?:ban|cho ban|may|chatgpt|ai|tro ly)(?: [a-z]+){0,3} $",
-        keywords="loc|han|che|buoc|duyet",
+        "bo loc|gioi han|han che|rang buoc|kiem duyet",
+        r"(?: [a-z]+)? (?:an toan|noi dung|dao duc)" + _END,
+        needs_before=r"\b(?:ban|cho ban|may|chatgpt|ai|tro ly)(?: [a-z]+){0,3} "
+        + _VI_DISABLE_VERB
+        + r" $",
+        requires=(
+            "tat|vo|go|bo|xoa|loai|vuot|lach|thoat|pha|hoa",
+            "ban|may|chatgpt|ai|tro",
+            "toan|dung|dao",
+        ),
     ),
     _rule(
         "vi.disable_safety",
@@ -1137,6 +1763,7 @@ _VI_RULES: tuple[Rule, ...] = (
         r"(?: [a-z]+){0,2}? (?:bi )?(?:rang buoc|gioi han|han che|chi phoi|kiem soat|ep buoc)"
         r" (?:boi|vao|theo)(?: [a-z]+){0,3}? (?:quy tac|chinh sach|nguyen tac|luat|quy dinh|"
         r"openai|anthropic|google|huong dan|bo loc|dao duc)" + _END,
+        requires=("quy|chinh|nguyen|luat|openai|anthropic|google|huong|loc|dao|tac|sach|dinh|dan",),
     ),
     _rule(
         "vi.no_longer_bound",
@@ -1166,27 +1793,33 @@ _VI_RULES: tuple[Rule, ...] = (
     ),
     _rule(
         "vi.exfiltrate_secrets",
-        "gui|chuyen|chuyen tiep|day|tai len|upload|post|dang",
-        r"(?: [^ ]+){0,8}? (?:lich su (?:hoi thoai|tro chuyen|chat)|cuoc tro chuyen|doan chat|"
-        r"mat khau|khoa api|api key|token|thong tin dang nhap|bien moi truong|system prompt|"
-        r"du lieu (?:nguoi dung|khach hang))(?: [^ ]+){0,8}? (?:toi|den|cho|qua|vao) "
-        r"(?:dia chi |dia chi email |email |url |server |may chu )?(?:https?:|www\.|"
-        r"[a-z0-9._-]+@[a-z0-9.-]+|[a-z0-9.-]+\.(?:example|com|net|vn|org|io)\b)",
+        "lich su hoi thoai|lich su tro chuyen|lich su chat|cuoc tro chuyen|doan chat|mat khau|"
+        "khoa api|api key|token|thong tin dang nhap|bien moi truong|system prompt|"
+        "du lieu nguoi dung|du lieu khach hang",
+        r"(?: [^ ]+){0,8}? (?:toi|den|cho|qua|vao) (?:dia chi |dia chi email |email |url |server |"
+        r"may chu )?(?:https?:|www\.|[a-z0-9._-]+@[a-z0-9.-]+|[a-z0-9.-]+\.(?:example|com|net|vn|"
+        r"org|io)\b)",
+        needs_before=r"\b(?:gui|chuyen|chuyen tiep|day|tai len|upload|post|dang)(?: [^ ]+){0,8} $",
         unless_before=_VI_GUARD,
-        keywords="http|https|www|example|com|net|vn|org|io",
+        requires=("gui|chuyen|tiep|day|tai|len|upload|post|dang",),
     ),
     _rule(
         "vi.exfiltrate_secrets",
-        "cho toi biet|cho toi xem|cho minh xem|cho minh biet|in ra|liet ke|xuat|xuat ra|"
-        "hien thi|tiet lo|doc|gui|dua|cung cap|chia se|in",
-        r"(?: [a-z_]+){0,4}? (?:bien moi truong|khoa api|api key|mat khau|token|"
-        r"thong tin dang nhap|khoa bi mat|secret|credentials|api keys)(?: [^ ]+){0,6}? "
-        r"(?:cua ban|tren may chu|tren server|cua may chu|cua server|trong cau hinh|"
-        r"ma ban (?:biet|co|thay|luu)|ban (?:dang )?luu|bi mat)" + _END
-        + r"|(?: [a-z]+)? (?:toan bo|tat ca)(?: cac)? (?:bien moi truong|khoa api|api key|"
-        r"mat khau|token|thong tin dang nhap)" + _END,
+        "bien moi truong|khoa api|api key|mat khau|token|thong tin dang nhap|khoa bi mat|secret|"
+        "credentials|api keys",
+        r"(?: [^ ]+){0,6}? (?:cua ban|tren may chu|tren server|cua may chu|cua server|"
+        r"trong cau hinh|ma ban (?:biet|co|thay|luu)|ban (?:dang )?luu|bi mat)" + _END,
+        needs_before=_VI_SECRET_VERB + r"(?: [a-z_]+){0,4} $",
         unless_before=_VI_GUARD,
-        keywords="truong|api|khau|token|nhap|secret|credentials|keys|key",
+        requires=("biet|xem|ra|liet|xuat|hien|tiet|doc|gui|dua|cung|chia|in",),
+    ),
+    _rule(
+        "vi.exfiltrate_secrets",
+        "toan bo|tat ca",
+        r"(?: cac)? (?:bien moi truong|khoa api|api key|mat khau|token|thong tin dang nhap)" + _END,
+        needs_before=_VI_SECRET_VERB + r"(?: [a-z]+)? $",
+        unless_before=_VI_GUARD,
+        requires=("biet|xem|ra|liet|xuat|hien|tiet|doc|gui|dua|cung|chia|in",),
     ),
     _rule(
         "vi.indirect_address",
@@ -1199,99 +1832,161 @@ _VI_RULES: tuple[Rule, ...] = (
 RULES: tuple[Rule, ...] = _EN_RULES + _VI_RULES
 
 
-def _vocabulary(rules: Iterable[Rule]) -> frozenset[str]:
-    """Every word a rule spells out; a de-obfuscated view is only worth scanning if it adds one."""
-    words: set[str] = set()
+# Every word some rule spells: a de-obfuscated reading is only worth it if it writes one.
+_VOCABULARY = frozenset().union(*(rule.vocabulary for rule in RULES))
+_BEFORE = 80  # characters of framing `unless_before` looks at
+_NEEDS_REACH = 160  # characters `needs_before` may reach back
+_LONGEST = 600  # no rule's match (before `needs_before`) is longer than this
+
+
+_CHUNK = 8192  # rules are gated per chunk of this many characters...
+_OVERLAP = _LONGEST + _NEEDS_REACH  # ...overlapping by more than any match with its context
+
+
+def _match_rules(
+    text: str,
+    spans: list[tuple[int, int]],
+    *,
+    prefilter: bool = True,
+    spelling: frozenset[str] | None = None,
+) -> tuple[Rule | None, frozenset[str]]:
+    """A rule with a match that starts inside one of `spans` (or None), and the spans' words.
+
+    With `prefilter=False` nothing is gated and every rule's full pattern is searched; the
+    verdict must be the same (that is what the gates and scans promise), tests check it.
+    """
+    chunks = _chunks(len(text), spans)
+    chunk_tokens = [_tokens(text[lo:hi]) for lo, hi in chunks]
+    chunk_words = [frozenset(tokens) for tokens in chunk_tokens]
+    words = frozenset().union(*chunk_words)
+    if not prefilter:
+        for rule in RULES:
+            for lo, hi in chunks:
+                pos = lo
+                while (match := rule.pattern.search(text, pos, hi)) is not None:
+                    if _allows(rule, text, match.start(), hi):
+                        return rule, words
+                    pos = match.start() + 1
+        return None, words
+    candidates = [
+        rule
+        for rule in RULES
+        if rule.possible(words) and (spelling is None or not spelling.isdisjoint(rule.vocabulary))
+    ]
+    if not candidates:
+        return None, words
+    several = len(chunks) > 1
+    for (lo, hi), tokens, present in zip(chunks, chunk_tokens, chunk_words, strict=True):
+        # One scan per lead word, shared by every rule with leads starting with it; words are
+        # scanned in the order rules first need them, so earlier rules tend to be named.
+        members: dict[str, list[tuple[Rule, tuple[int, ...]]]] = {}
+        adjacent: set[tuple[str, str]] | None = None
+        for rule in candidates:
+            if several and not rule.possible(present):
+                continue
+            for head in rule.heads:
+                if not head.gate <= present:
+                    continue
+                if head.pairs is not None:
+                    if adjacent is None:
+                        adjacent = set(zip(tokens, tokens[1:], strict=False))
+                    if head.pairs.isdisjoint(adjacent):
+                        continue
+                members.setdefault(head.word, []).append((rule, head.offsets))
+        for word, rules in members.items():
+            scanner = _SCANNERS[word]
+            pos = lo
+            while (match := scanner.search(text, pos, hi)) is not None:
+                at = match.start()
+                for rule, offsets in rules:
+                    for offset in offsets:
+                        if at >= offset and _allows(rule, text, at - offset, hi):
+                            return rule, words
+                pos = at + 1
+    return None, words
+
+
+def _allows(rule: Rule, text: str, start: int, end: int) -> bool:
+    """Whether the rule matches at `start` (a word start) and its framing allows it."""
+    if start and text[start].isalnum() and text[start - 1].isalnum():
+        return False
+    return rule.pattern.match(text, start, end) is not None and _framing_allows(rule, text, start)
+
+
+# Lead words so frequent in ordinary text that their scans carry the rule bodies, so the regex
+# engine rejects most occurrences itself; rarer words scan for the bare leads.
+_FREQUENT = frozenset(
+    _words(
+        "a|about|above|act|all|an|any|are|as|be|before|ban|bo|cho|che|chi|co|do|don|end|every|"
+        "for|free|from|go|gui|has|have|hay|i|in|is|it|la|lo|moi|new|no|not|note|of|on|only|our|"
+        "real|system|the|that|this|to|tra|true|tu|user|what|which|who|with|without|you|your"
+    )
+)
+
+
+def _scanners(rules: Iterable[Rule]) -> dict[str, re.Pattern[str]]:
+    """Per lead word: a pattern that starts with the word as a literal (the regex engine then
+    scans for it as fast as str.find; an alternation would be tried at every position)."""
+    parts: dict[str, list[str]] = {}
     for rule in rules:
-        source = re.sub(r"\\[a-zA-Z]", " ", rule.pattern.pattern)
-        words.update(re.findall(r"[a-z]{2,}", source))
-    return frozenset(words)
+        for head in rule.heads:
+            body = f"{_BODY_MARK}(?:{rule.body})" if head.word in _FREQUENT else ""
+            parts.setdefault(head.word, []).append(head.follows + body)
+    return {
+        word: re.compile(re.escape(word) + "(?:" + "|".join(alts) + ")")
+        for word, alts in parts.items()
+    }
 
 
-_VOCABULARY = _vocabulary(RULES)
-_BEFORE = 80  # characters of context the guards look at
-_WINDOW = 320  # a match lies within this many characters of one of its rule's keywords
-_SMALL = 4 * _WINDOW  # below this size the whole text is one window
+_SCANNERS = _scanners(RULES)
 
 
-def _occurrences(text: str, keyword: str) -> list[int]:
-    found = []
-    start = text.find(keyword)
-    while start != -1:
-        found.append(start)
-        start = text.find(keyword, start + 1)
-    return found
-
-
-def _windows(text: str, keywords: list[str], cache: dict[str, list[int]]) -> list[tuple[int, int]]:
-    spans = []
-    for keyword in keywords:
-        at = cache.get(keyword)
-        if at is None:
-            at = cache[keyword] = _occurrences(text, keyword)
-        spans += [(max(0, p - _WINDOW), p + len(keyword) + _WINDOW) for p in at]
-    spans.sort()
+def _chunks(length: int, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Overlapping chunks covering the spans (merged, and stretched to hold a match starting
+    in them); every such match, with its context, lies entirely within one chunk."""
     merged: list[tuple[int, int]] = []
-    for lo, hi in spans:
+    for lo, hi in sorted(spans):
+        lo, hi = max(0, lo), min(length, hi + _LONGEST)
         if merged and lo <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
         else:
             merged.append((lo, hi))
-    return merged
+    chunks: list[tuple[int, int]] = []
+    for lo, hi in merged:
+        start = lo
+        while True:
+            chunks.append((start, min(hi, start + _CHUNK)))
+            if start + _CHUNK >= hi:
+                break
+            start += _CHUNK - _OVERLAP
+    return chunks
 
 
-def _match_rules(text: str, words: frozenset[str], *, prefilter: bool = True) -> Rule | None:
-    """The first rule (in RULES order) with a match in the text.
-
-    With `prefilter=False` every rule is searched over the whole text; the verdict is the same
-    (that is what the keywords guarantee), only slower. Tests use it to check the keywords.
-    """
-    cache: dict[str, list[int]] = {}
-    whole = [(0, len(text))]
-    for rule in RULES:
-        if prefilter:
-            present = [k for k, w in zip(rule.keywords, rule.keyword_words, strict=True) if w <= words]
-            if not present:
-                continue
-            spans = whole if len(text) <= _SMALL else _windows(text, present, cache)
-        else:
-            spans = whole
-        for lo, hi in spans:
-            if _search(rule, text, lo, hi):
-                return rule
-    return None
-
-
-def _search(rule: Rule, text: str, lo: int, hi: int) -> bool:
-    pos = lo
-    while (match := rule.pattern.search(text, pos, hi)) is not None:
-        start = match.start()
-        pos = start + 1
-        if start > 0 and text[start].isalnum() and text[start - 1].isalnum():
-            continue
-        before = text[max(0, start - _BEFORE) : start]
-        if rule.unless_before is not None and rule.unless_before.search(before):
-            continue
-        if rule.needs_before is not None and not rule.needs_before.search(before):
-            continue
+def _framing_allows(rule: Rule, text: str, start: int) -> bool:
+    if rule.needs_before is not None:
+        context = rule.needs_before.search(text, max(0, start - _NEEDS_REACH), start)
+        if context is None:
+            return False
+        start = context.start()
+    if rule.unless_before is None:
         return True
-    return False
+    return rule.unless_before.search(text, max(0, start - _BEFORE), start) is None
 
 
 def _first_rule(text: str, *, prefilter: bool = True) -> Rule | None:
     """The first curated rule matching the normalised text or one of its de-obfuscated views."""
-    words = _words_of(text)
-    rule = _match_rules(text, words, prefilter=prefilter)
+    rule, words = _match_rules(text, [(0, len(text))], prefilter=prefilter)
     if rule is not None:
         return rule
-    for view in (_deleeted(text, words), _despaced(text)):
-        if view is None or view == text:
+    for view in (_deleeted(text, words), _despaced(text, words)):
+        if view is None:
             continue
-        view_words = _words_of(view)
-        # A view can only match where it spells a rule word the text did not already have.
-        if not (view_words - words) & _VOCABULARY:
-            continue
-        rule = _match_rules(view, view_words, prefilter=prefilter)
+        view_text, changed = view
+        # A view can only add a match near what it changed, and only for a rule that spells
+        # one of the words it wrote (anything else matched the text already).
+        near = [(max(0, lo - _LONGEST), hi + _NEEDS_REACH) for lo, hi in changed]
+        written = _words_of(" ".join(view_text[lo:hi] for lo, hi in changed))
+        rule, _ = _match_rules(view_text, near, prefilter=prefilter, spelling=written)
         if rule is not None:
             return rule
     return None
@@ -1303,9 +1998,16 @@ def _first_rule(text: str, *, prefilter: bool = True) -> Rule | None:
 
 
 class Term(Protocol):
-    id: int
-    pattern: str
-    is_regex: bool
+    """A blocklist term as the catalog holds one (`gateway.catalog.BlockTerm`)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def pattern(self) -> str: ...
+
+    @property
+    def is_regex(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -1333,27 +2035,30 @@ EMPTY_BLOCKLIST = Blocklist(plain=(), regex=())
 _PROBES = ("", " ", "a", "hello world", "x y z", "0", "\n")
 
 
-def _has_nested_unbounded_repeat(parsed: object, inside_unbounded: bool = False) -> bool:
-    for op, arg in parsed:  # type: ignore[attr-defined]
-        if op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, sre_constants.POSSESSIVE_REPEAT):
-            low, high, sub = arg
+def _has_nested_unbounded_repeat(parsed: Iterable[tuple[object, object]], inside: bool) -> bool:
+    """Whether an unbounded repetition sits inside another one: `(a+)+`, `(\\w+\\s?)*` (the
+    shapes that backtrack exponentially)."""
+    repeats = (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, sre_constants.POSSESSIVE_REPEAT)
+    for op, arg in parsed:
+        children: list[Iterable[tuple[object, object]]] = []
+        nested = inside
+        if op in repeats:
+            _, high, sub = arg  # type: ignore[misc]
             unbounded = high == sre_constants.MAXREPEAT or high > 1000
-            if unbounded and inside_unbounded:
+            if unbounded and inside:
                 return True
-            if _has_nested_unbounded_repeat(sub, inside_unbounded or unbounded):
-                return True
+            nested = inside or unbounded
+            children = [sub]
         elif op == sre_constants.SUBPATTERN:
-            if _has_nested_unbounded_repeat(arg[-1], inside_unbounded):
-                return True
+            children = [arg[-1]]  # type: ignore[index]
         elif op == sre_constants.BRANCH:
-            if any(_has_nested_unbounded_repeat(b, inside_unbounded) for b in arg[1]):
-                return True
+            children = list(arg[1])  # type: ignore[index]
         elif op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
-            if _has_nested_unbounded_repeat(arg[1], inside_unbounded):
-                return True
+            children = [arg[1]]  # type: ignore[index]
         elif op == sre_constants.ATOMIC_GROUP:
-            if _has_nested_unbounded_repeat(arg, inside_unbounded):
-                return True
+            children = [arg]  # type: ignore[list-item]
+        if any(_has_nested_unbounded_repeat(child, nested) for child in children):
+            return True
     return False
 
 
@@ -1381,7 +2086,7 @@ def _compile_term(pattern: str, is_regex: bool) -> tuple[re.Pattern[str] | None,
         return None, f"The regular expression does not compile: {error}."
     if any((m := compiled.search(p)) is not None and m.end() == m.start() for p in _PROBES):
         return None, "The regular expression matches the empty string; it would block everything."
-    if _has_nested_unbounded_repeat(parsed):
+    if _has_nested_unbounded_repeat(parsed, inside=False):
         return None, (
             "The regular expression nests unbounded repetitions (like `(a+)+`), which can take "
             "exponential time; rewrite it without the nesting."

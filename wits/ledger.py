@@ -215,6 +215,10 @@ def reserve(
         with transaction.atomic(durable=True):
             after = _move(user_id, available=-amount, reserved=amount, require_available=amount)
             if after is None:
+                # A duplicate stays a duplicate when the wallet is short too; looked up only on
+                # this refusal path, so the hot path keeps its round trips.
+                if Reservation.objects.filter(request_id=request_id).exists():
+                    raise IntegrityError(f"request {request_id} already holds a reservation")
                 raise insufficient_wits(amount)
             reservation = Reservation.objects.create(
                 request_id=request_id,
