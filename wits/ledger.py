@@ -26,6 +26,7 @@ that set FAST_SQL = False) does the same steps through the ORM inside atomic(dur
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +48,17 @@ FAST_SQL = True
 
 
 def _fast() -> bool:
-    return FAST_SQL and connection.vendor == "postgresql" and not connection.in_atomic_block
+    return FAST_SQL and connection.vendor == "postgresql"
+
+
+def _one_statement(sql: str, params: list[object]) -> tuple | None:
+    """Run one ledger statement and return its row. Inside a caller's transaction it gets a
+    savepoint, so a refused statement (a duplicate request id) leaves that transaction usable,
+    as the portable path's atomic block does."""
+    guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+    with guard, connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
 
 
 class LedgerError(Exception):
@@ -285,12 +296,13 @@ def _reserve_sql(
         amount, -amount, amount, now,
     ]  # fmt: skip
     try:
-        with connection.cursor() as cursor:
-            cursor.execute(_RESERVE_SQL, params)
-            row = cursor.fetchone()
+        row = _one_statement(_RESERVE_SQL, params)
     except IntegrityError as exc:
         raise LedgerError(f"request {request_id} already holds a reservation") from exc
     if row is None:
+        # As on the portable path: a duplicate stays a duplicate when the wallet is short too.
+        if Reservation.objects.filter(request_id=request_id).exists():
+            raise LedgerError(f"request {request_id} already holds a reservation")
         raise insufficient_wits(amount)
     reservation = Reservation(
         id=res_id,
@@ -391,9 +403,7 @@ def _settle_sql(
         kind, kind == Kind.COMMIT, res_id, actor, reason, now,
         *attach_params,
     ]  # fmt: skip
-    with connection.cursor() as cursor:
-        cursor.execute(_SETTLE_SQL.format(attach=attach_sql), params)
-        row = cursor.fetchone()
+    row = _one_statement(_SETTLE_SQL.format(attach=attach_sql), params)
     if row is None:
         return _settled_outcome(res_id)
     amount, charged, loss, available = row
