@@ -14,11 +14,13 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from accounts import services
 from accounts.models import Tier, User
+from apikeys import keycache
 from wits import ledger
 
 TIER_FIELDS = (
@@ -37,6 +39,13 @@ class TierAdmin(admin.ModelAdmin):
     fields = TIER_FIELDS
     ordering = ("sort_order", "slug")
     search_fields = ("slug", "name")
+
+    def save_model(
+        self, request: HttpRequest, obj: Tier, form: forms.ModelForm, change: bool
+    ) -> None:
+        super().save_model(request, obj, form, change)
+        # Cached API keys carry their account's limit: the new one applies on the next request.
+        keycache.bump(User.objects.filter(tier=obj).values_list("pk", flat=True))
 
 
 class AccountCreationForm(AdminUserCreationForm):
@@ -124,3 +133,14 @@ class UserAdmin(DjangoUserAdmin):
         if not change:
             # The admin's add view runs in one transaction: user and wallet commit together.
             ledger.open_wallet(user_id=obj.pk)
+        else:
+            # Tier, custom limit or active flag may have changed: no cached key may outlive it.
+            keycache.bump([obj.pk])
+
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        keycache.bump([obj.pk])
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        keycache.bump(list(queryset.values_list("pk", flat=True)))
+        super().delete_queryset(request, queryset)

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from apikeys import keys, services
+from apikeys import keycache, keys, services
 from apikeys.models import ApiKey
 from apikeys.scopes import Scope
 
@@ -149,6 +149,15 @@ class ApiKeyAdmin(admin.ModelAdmin):
         changed = [name for name in EDITABLE_FIELDS if name in form.changed_data]
         if changed:
             obj.save(update_fields=changed)
+            keycache.bump([obj.user_id])
+
+    def delete_model(self, request: HttpRequest, obj: ApiKey) -> None:
+        keycache.bump([obj.user_id])
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        keycache.bump(list(queryset.values_list("user_id", flat=True)))
+        super().delete_queryset(request, queryset)
 
     @admin.action(description=_("Revoke selected keys"))
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet) -> None:

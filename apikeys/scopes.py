@@ -58,6 +58,10 @@ class Principal:
     scopes: frozenset[Scope]
     key_id: uuid.UUID | None = None
     key_rpm: int | None = None
+    # The account's requests/minute as of authentication (its tier's, or its custom limit).
+    account_rpm: int = 0
+    # The account epoch a cached key was validated under (apikeys.keycache); None: not cached.
+    epoch: str | None = None
 
     @property
     def is_session(self) -> bool:

@@ -7,6 +7,7 @@ what makes a revocation effective on every process at once.
 
 from __future__ import annotations
 
+import time
 import unicodedata
 import uuid
 from dataclasses import dataclass
@@ -16,10 +17,12 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 
-from apikeys import keys
+from accounts.models import User
+from apikeys import keycache, keys
 from apikeys.models import ApiKey
-from apikeys.scopes import Principal, Scope, covers, format_scopes
+from apikeys.scopes import Principal, Scope, covers, format_scopes, parse_scopes
 from clawwits.errors import ApiError, Code
 
 MAX_KEY_NAME = 100
@@ -105,7 +108,9 @@ def get_key(*, user_id: uuid.UUID, key_id: uuid.UUID | str) -> ApiKey:
 def revoke_key(*, user_id: uuid.UUID, key_id: uuid.UUID | str) -> ApiKey:
     """Revoke now. Idempotent: revoking a revoked key keeps its first revocation time."""
     key = get_key(user_id=user_id, key_id=key_id)
-    ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    with transaction.atomic():
+        ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        keycache.bump([key.user_id])
     key.refresh_from_db()
     return key
 
@@ -160,6 +165,7 @@ def rotate_key(
         else:
             old.expires_at = now + timedelta(seconds=grace_seconds)
         old.save(update_fields=["revoked_at", "expires_at"])
+        keycache.bump([old.user_id])
     return issued
 
 
@@ -168,36 +174,87 @@ def _unauthorized() -> ApiError:
     return ApiError(Code.UNAUTHORIZED)
 
 
-def authenticate(raw: str) -> tuple[object, Principal]:
-    """(user, principal) for a valid key; ApiError(unauthorized) for anything else."""
+def authenticate(raw: str, *, fresh: bool = False) -> tuple[object, Principal]:
+    """(user, principal) for a valid key; ApiError(unauthorized) for anything else.
+
+    With Redis configured the key comes from the process's cache (apikeys.keycache) unless
+    `fresh`; the principal then carries the account epoch the rate limiter re-checks, so a
+    stale entry is never acted on. The user is loaded lazily: the gateway needs only its id.
+    """
     parsed = keys.parse(raw)
     if parsed is None:
         raise _unauthorized()
-    key = ApiKey.objects.select_related("user", "user__tier").filter(lookup=parsed.lookup).first()
-    if key is None:
+    entry = None if fresh or not keycache.enabled() else keycache.get(parsed.lookup)
+    user: object | None = None
+    if entry is None:
+        entry, user = _load(parsed.lookup)
+    if entry is None:
         keys.matches(parsed.plaintext, _DUMMY_DIGEST)
         raise _unauthorized()
     now = timezone.now()
-    if not keys.matches(parsed.plaintext, key.digest) or not key.is_usable(now):
+    if (
+        not keys.matches(parsed.plaintext, entry.digest)
+        or entry.revoked
+        or (entry.expires_at is not None and entry.expires_at <= now)
+        or not entry.user_active
+    ):
         raise _unauthorized()
-    if not key.user.is_active:
-        raise _unauthorized()
-    _touch(key, now)
+    _touch(entry, now)
     principal = Principal(
-        user_id=key.user_id,
-        scopes=key.scope_set,
-        key_id=key.id,
-        key_rpm=key.rate_limit_rpm,
+        user_id=entry.user_id,
+        scopes=parse_scopes(entry.scopes),
+        key_id=entry.key_id,
+        key_rpm=entry.key_rpm,
+        account_rpm=entry.account_rpm,
+        epoch=entry.epoch,
     )
-    return key.user, principal
+    if user is None:
+        user_id = entry.user_id
+        user = SimpleLazyObject(lambda: User.objects.select_related("tier").get(pk=user_id))
+    return user, principal
 
 
-def _touch(key: ApiKey, now: timezone.datetime) -> None:
+def _load(lookup: str) -> tuple[keycache.Entry | None, object | None]:
+    """The key's entry from the database, cached when the cache is on."""
+    cached = keycache.enabled()
+    epoch = None
+    if cached:
+        # The epoch must be read before the rows it vouches for: a change committed after it
+        # was read bumps it afterwards, so this entry fails its first guard instead of being
+        # trusted. A key's owner never changes, so the owner can be looked up first.
+        owner = ApiKey.objects.filter(lookup=lookup).values_list("user_id", flat=True).first()
+        if owner is None:
+            return None, None
+        epoch = keycache.current_epoch(owner)
+    key = ApiKey.objects.select_related("user", "user__tier").filter(lookup=lookup).first()
+    if key is None:
+        return None, None
+    entry = keycache.Entry(
+        key_id=key.id,
+        user_id=key.user_id,
+        digest=key.digest,
+        scopes=key.scopes,
+        key_rpm=key.rate_limit_rpm,
+        account_rpm=key.user.requests_per_minute,
+        user_active=key.user.is_active,
+        revoked=key.revoked_at is not None,
+        expires_at=key.expires_at,
+        last_used_at=key.last_used_at,
+        epoch=epoch,
+        loaded_at=time.monotonic(),
+    )
+    if cached:
+        keycache.put(lookup, entry)
+    return entry, key.user
+
+
+def _touch(entry: keycache.Entry, now: timezone.datetime) -> None:
     """Record last use at most once a minute per key, whatever the number of processes."""
     interval = timedelta(seconds=settings.APIKEY_LAST_USED_INTERVAL_S)
-    if key.last_used_at is not None and now - key.last_used_at < interval:
+    if entry.last_used_at is not None and now - entry.last_used_at < interval:
         return
+    entry.last_used_at = now
     cutoff = now - interval
-    ApiKey.objects.filter(pk=key.pk).filter(
+    ApiKey.objects.filter(pk=entry.key_id).filter(
         Q(last_used_at__isnull=True) | Q(last_used_at__lt=cutoff)
     ).update(last_used_at=now)

@@ -50,23 +50,44 @@ def _check_rate(request: Request) -> object:
     from gateway import ratelimit
 
     principal: Principal = request.auth
-    try:
-        decision = limiter().hit(
-            account=str(principal.user_id),
-            account_limit=request.user.requests_per_minute,
-            key=str(principal.key_id) if principal.key_id else None,
-            key_limit=principal.key_rpm,
-        )
-    except ratelimit.RateLimiterUnavailable:
-        raise ApiError(
-            Code.SERVICE_UNAVAILABLE,
-            "Rate limiting is unavailable, so requests are refused for now. Retry shortly.",
-            headers={"Retry-After": "1"},
-        ) from None
+    for _ in range(3):
+        guards = ()
+        if principal.epoch is not None:
+            account = str(principal.user_id)
+            guards = ((limiter().account_key(account, "ep"), principal.epoch),)
+        try:
+            decision = limiter().hit(
+                account=str(principal.user_id),
+                account_limit=principal.account_rpm,
+                key=str(principal.key_id) if principal.key_id else None,
+                key_limit=principal.key_rpm,
+                guards=guards,
+            )
+            break
+        except ratelimit.GuardChanged:
+            # The cached key is stale (revoked, rotated, new limits): decide on fresh rows.
+            principal = _reauthenticate(request)
+        except ratelimit.RateLimiterUnavailable:
+            raise ApiError(
+                Code.SERVICE_UNAVAILABLE,
+                "Rate limiting is unavailable, so requests are refused for now. Retry shortly.",
+                headers={"Retry-After": "1"},
+            ) from None
+    else:
+        raise ApiError(Code.SERVICE_UNAVAILABLE, "The account changed while it was checked.")
     request.ratelimit = decision
     if not decision.allowed:
         raise rate_limited(decision.retry_after_ms, headers=_limit_headers(decision))
     return decision
+
+
+def _reauthenticate(request: Request) -> Principal:
+    from apikeys import services
+    from apikeys.authentication import credential
+
+    user, principal = services.authenticate(credential(request) or "", fresh=True)
+    request.user, request.auth = user, principal
+    return principal
 
 
 def _limit_headers(decision: object) -> dict[str, str]:

@@ -18,6 +18,7 @@ import uuid
 from enum import StrEnum
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django_ratelimit.exceptions import Ratelimited
 from rest_framework import exceptions as drf_exceptions
@@ -205,6 +206,17 @@ def _from_drf(exc: Exception) -> ApiError | None:
         return _from_validation(exc)
     if isinstance(exc, drf_exceptions.Throttled):
         return rate_limited(int((exc.wait or 1) * 1000))
+    if isinstance(exc, drf_exceptions.APIException) and 400 <= exc.status_code < 500:
+        return ApiError(Code.INVALID_REQUEST, "The request cannot be served as sent.")
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database is down or its connection pool is exhausted: a retryable outage, not a
+        # bug. Any ledger step that failed rolled back whole, so nothing was half-written.
+        logger.warning("database unavailable: %s", type(exc).__name__)
+        return ApiError(
+            Code.SERVICE_UNAVAILABLE,
+            "The service is briefly unavailable. Retry shortly.",
+            headers={"Retry-After": "1"},
+        )
     return None
 
 

@@ -133,6 +133,8 @@ _default_db: dict = {
     "ATOMIC_REQUESTS": False,
 }
 if _db.engine.endswith("postgresql"):
+    # pgbouncer in transaction mode cannot keep a server-side cursor across statements.
+    _default_db["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DB_DISABLE_SERVER_SIDE_CURSORS", False)
     if env_bool("DB_POOL", False):
         # A pool keeps connection count bounded however many greenlets or threads a worker runs.
         _default_db["OPTIONS"]["pool"] = {
@@ -142,7 +144,9 @@ if _db.engine.endswith("postgresql"):
         }
     else:
         _default_db["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
-        _default_db["CONN_HEALTH_CHECKS"] = True
+        # A health check is one more round trip on every request; without it a connection
+        # broken by a database restart fails one request per worker and is then replaced.
+        _default_db["CONN_HEALTH_CHECKS"] = env_bool("DB_HEALTH_CHECKS", False)
 else:
     # WAL + a busy timeout let the embedded web process and its background jobs share the file.
     _default_db["OPTIONS"].update(
@@ -250,6 +254,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "clawwits.errors.exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "clawwits.negotiation.JsonOnly",
     "UNAUTHENTICATED_USER": None,
 }
 

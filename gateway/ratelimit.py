@@ -74,30 +74,47 @@ class Decision:
     retry_after_ms: int  # 0 when allowed; else the exact wait (>= 1) until one would be admitted
 
 
+class GuardChanged(Exception):
+    """A guard value differs from the caller's: reload what it guards, then hit again."""
+
+
 class RateLimiterUnavailable(Exception):
     """The shared limiter cannot decide (Redis unreachable, timed out or failing): answer 503."""
 
 
-# KEYS: account list, account total[, key list, key total]
-# ARGV: window_ms, pinned now_ms ('' in production: Redis TIME), account limit[, key limit]
+# KEYS: account list, account total[, key list, key total][, guard keys...]
+# ARGV: window_ms, pinned now_ms ('' in production: Redis TIME), window count n,
+#       account limit[, key limit][, expected guard values...]
 _SCRIPT = """
 local window = tonumber(ARGV[1])
 local t = redis.call('TIME')
 local real = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local now = real
 if ARGV[2] ~= '' then now = tonumber(ARGV[2]) end
+local n = tonumber(ARGV[3])
+
+-- Guards: the caller decided with data valid as of these values. A changed or missing value
+-- means that data may be stale: count nothing and say so. A missing guard gets a fresh value,
+-- which no caller can hold, so data cached before a Redis restart is never trusted.
+for j = 2 * n + 1, #KEYS do
+  local current = redis.call('GET', KEYS[j])
+  if not current then
+    current = t[1] .. '.' .. t[2]
+    redis.call('SET', KEYS[j], current, 'PX', 86400000)
+  end
+  if current ~= ARGV[3 + n + j - 2 * n] then return {-1, 0, 0, 0, 0} end
+end
 
 local function parse(entry)
   local sep = string.find(entry, ':', 1, true)
   return tonumber(string.sub(entry, 1, sep - 1)), tonumber(string.sub(entry, sep + 1))
 end
 
-local n = #KEYS / 2
 local lists, totals, limits, newest, newest_count = {}, {}, {}, {}, {}
 for i = 1, n do
   lists[i] = KEYS[2 * i - 1]
   totals[i] = KEYS[2 * i]
-  limits[i] = tonumber(ARGV[2 + i])
+  limits[i] = tonumber(ARGV[3 + i])
   local last = redis.call('LINDEX', lists[i], -1)
   if last then
     newest[i], newest_count[i] = parse(last)
@@ -261,6 +278,7 @@ class RedisLimiter:
         account_limit: int,
         key: str | None = None,
         key_limit: int | None = None,
+        guards: Sequence[tuple[str, str]] = (),
     ) -> Decision:
         """Admit and count one request, or refuse it and count nothing.
 
@@ -268,8 +286,16 @@ class RedisLimiter:
         counts against the account alone. Raises RateLimiterUnavailable when Redis cannot
         answer; nothing is counted then (a request whose reply was lost, or that the client
         retried after a timeout, may have been counted: that errs towards refusing).
+
+        `guards` are (redis key, expected value) pairs checked first, in the same script: if any
+        differs (or is missing), nothing is counted and GuardChanged is raised. Guard keys must
+        share the account's hash slot (see `account_key`).
         """
-        return self._hit(account, account_limit, key, key_limit, now_ms=None)
+        return self._hit(account, account_limit, key, key_limit, now_ms=None, guards=guards)
+
+    def account_key(self, account: str, name: str) -> str:
+        """A Redis key in the account's hash slot, for guards."""
+        return f"{self._prefix}:{{{account}}}:{name}"
 
     def _hit(
         self,
@@ -279,16 +305,26 @@ class RedisLimiter:
         key_limit: int | None,
         *,
         now_ms: int | None,
+        guards: Sequence[tuple[str, str]] = (),
     ) -> Decision:
         # now_ms pins the script's clock so tests can compare it with a reference model;
         # production always passes None and Redis's TIME decides.
         _check(account, account_limit, key, key_limit)
         base = f"{self._prefix}:{{{account}}}"
         keys = [f"{base}:al", f"{base}:an"]
-        args: list[int | str] = [self._window_ms, "" if now_ms is None else now_ms, account_limit]
+        limits = [account_limit]
         if key_limit is not None:
             keys += [f"{base}:kl:{key}", f"{base}:kn:{key}"]
-            args.append(key_limit)
+            limits.append(key_limit)
+        args: list[int | str] = [
+            self._window_ms,
+            "" if now_ms is None else now_ms,
+            len(limits),
+            *limits,
+        ]
+        for guard_key, expected in guards:
+            keys.append(guard_key)
+            args.append(expected)
         try:
             try:
                 raw = self._client.evalsha(_SHA, len(keys), *keys, *args)
@@ -298,6 +334,8 @@ class RedisLimiter:
         except redis.exceptions.RedisError as exc:
             raise RateLimiterUnavailable(f"rate limiter unavailable: {exc}") from exc
         allowed, limit, remaining, reset_ms, retry_after_ms = (int(v) for v in raw)
+        if allowed < 0:
+            raise GuardChanged()
         return Decision(
             allowed=bool(allowed),
             limit=limit,
@@ -364,6 +402,7 @@ class LocalLimiter:
         account_limit: int,
         key: str | None = None,
         key_limit: int | None = None,
+        guards: Sequence[tuple[str, str]] = (),
     ) -> Decision:
         """Admit and count one request, or refuse it and count nothing (same as RedisLimiter)."""
         _check(account, account_limit, key, key_limit)

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Throwaway PostgreSQL and Redis for tests and benchmarks (stdlib only).
 
     python scripts/services.py -- COMMAND [ARGS...]

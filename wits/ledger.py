@@ -17,10 +17,16 @@ re-checked under it), so concurrent reserves can never overspend. Settlement fir
 reservation with `UPDATE ... WHERE state = 'held'`: exactly one caller sees a row change.
 Locks are always taken reservation-then-wallet, so there is no lock cycle and no deadlock.
 On any error nothing is written: the transaction rolls back whole.
+
+On PostgreSQL, reserve and settle each run as ONE statement (data-modifying CTEs): the same
+conditional updates, the same inserts, the same lock order (a CTE that reads another's rows runs
+after it), in one round trip and one implicit transaction. The portable path (SQLite, and tests
+that set FAST_SQL = False) does the same steps through the ORM inside atomic(durable=True).
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +34,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
+from django.db.models import AutoField
 from django.utils import timezone
 
 from clawwits.errors import ApiError, Code
@@ -36,6 +43,22 @@ from wits.models import LedgerEntry, Reservation, TopupOrder, Wallet
 Kind = LedgerEntry.Kind
 State = Reservation.State
 _CREDIT_KINDS = {Kind.TOPUP, Kind.GRANT, Kind.ADJUSTMENT}
+# One-statement reserve/settle on PostgreSQL; tests switch it off to exercise the portable path.
+FAST_SQL = True
+
+
+def _fast() -> bool:
+    return FAST_SQL and connection.vendor == "postgresql"
+
+
+def _one_statement(sql: str, params: list[object]) -> tuple | None:
+    """Run one ledger statement and return its row. Inside a caller's transaction it gets a
+    savepoint, so a refused statement (a duplicate request id) leaves that transaction usable,
+    as the portable path's atomic block does."""
+    guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+    with guard, connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
 
 
 class LedgerError(Exception):
@@ -195,6 +218,10 @@ def reserve(
         raise LedgerError("a reservation must be a positive integer")
     now = timezone.now()
     expires = now + (ttl or timedelta(seconds=settings.WITS_RESERVATION_TTL_S))
+    if _fast():
+        return _reserve_sql(
+            user_id, request_id, amount, model[:100], provider[:100], api_key_id, now, expires
+        )
     try:
         with transaction.atomic(durable=True):
             after = _move(user_id, available=-amount, reserved=amount, require_available=amount)
@@ -229,6 +256,160 @@ def reserve(
     return reservation
 
 
+_RESERVE_SQL = """
+WITH w AS (
+    UPDATE wits_wallet
+       SET available = available - %s, reserved = reserved + %s, updated_at = %s
+     WHERE user_id = %s AND available >= %s
+ RETURNING user_id, available, reserved, lifetime_used
+), r AS (
+    INSERT INTO wits_reservation (id, request_id, wallet_id, amount, state, charged, loss,
+                                  recorded, settle_reason, model, provider, api_key_id,
+                                  created_at, expires_at, settled_at)
+    SELECT %s, %s, w.user_id, %s, 'held', 0, 0, NULL, '', %s, %s, %s, %s, %s, NULL FROM w
+    RETURNING id
+)
+INSERT INTO wits_ledgerentry (wallet_id, kind, amount, available_delta, reserved_delta,
+                              used_delta, available_after, reserved_after, used_after,
+                              reservation_id, order_id, actor, note, created_at)
+SELECT w.user_id, 'reserve', %s, %s, %s, 0, w.available, w.reserved, w.lifetime_used, r.id,
+       NULL, 'gateway', '', %s
+  FROM w, r
+RETURNING available_after
+"""
+
+
+def _reserve_sql(
+    user_id: uuid.UUID,
+    request_id: str,
+    amount: int,
+    model: str,
+    provider: str,
+    api_key_id: uuid.UUID | None,
+    now: datetime,
+    expires: datetime,
+) -> Reservation:
+    res_id = uuid.uuid4()
+    params = [
+        amount, amount, now, user_id, amount,
+        res_id, request_id, amount, model, provider, api_key_id, now, expires,
+        amount, -amount, amount, now,
+    ]  # fmt: skip
+    try:
+        row = _one_statement(_RESERVE_SQL, params)
+    except IntegrityError as exc:
+        raise LedgerError(f"request {request_id} already holds a reservation") from exc
+    if row is None:
+        # As on the portable path: a duplicate stays a duplicate when the wallet is short too.
+        if Reservation.objects.filter(request_id=request_id).exists():
+            raise LedgerError(f"request {request_id} already holds a reservation")
+        raise insufficient_wits(amount)
+    reservation = Reservation(
+        id=res_id,
+        request_id=request_id,
+        wallet_id=user_id,
+        amount=amount,
+        model=model,
+        provider=provider,
+        api_key_id=api_key_id,
+        created_at=now,
+        expires_at=expires,
+    )
+    reservation._state.adding = False
+    return reservation
+
+
+_SETTLE_SQL = """
+WITH r AS (
+    UPDATE wits_reservation
+       SET state = %s, charged = LEAST(%s, amount), loss = GREATEST(%s - amount, 0),
+           settle_reason = %s, settled_at = %s
+     WHERE id = %s AND state = 'held'
+ RETURNING wallet_id, amount, charged, loss
+), w AS (
+    UPDATE wits_wallet
+       SET available = wits_wallet.available + r.amount - r.charged,
+           reserved = wits_wallet.reserved - r.amount,
+           lifetime_used = wits_wallet.lifetime_used + r.charged,
+           updated_at = %s
+      FROM r
+     WHERE wits_wallet.user_id = r.wallet_id
+ RETURNING wits_wallet.user_id, wits_wallet.available, wits_wallet.reserved,
+           wits_wallet.lifetime_used, r.amount, r.charged, r.loss
+), e AS (
+    INSERT INTO wits_ledgerentry (wallet_id, kind, amount, available_delta, reserved_delta,
+                                  used_delta, available_after, reserved_after, used_after,
+                                  reservation_id, order_id, actor, note, created_at)
+    SELECT w.user_id, %s, CASE WHEN %s THEN w.charged ELSE w.amount - w.charged END,
+           w.amount - w.charged, -w.amount, w.charged, w.available, w.reserved,
+           w.lifetime_used, %s, NULL, %s, %s, %s
+      FROM w
+    RETURNING id
+){attach}
+SELECT w.amount, w.charged, w.loss, w.available FROM w
+"""
+
+
+_INSERT_SHAPES: dict[type, tuple[str, tuple[str, ...]]] = {}
+
+
+def _insert_shape(model: type[models.Model]) -> tuple[str, tuple[str, ...]]:
+    """(`INSERT INTO table (cols) SELECT %s... FROM w`, attnames) for a model, built once."""
+    shape = _INSERT_SHAPES.get(model)
+    if shape is None:
+        quote = connection.ops.quote_name
+        fields = [
+            f
+            for f in model._meta.concrete_fields
+            if not (f.primary_key and isinstance(f, AutoField))
+        ]
+        columns = ", ".join(quote(f.column) for f in fields)
+        placeholders = ", ".join(["%s"] * len(fields))
+        sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT {placeholders} FROM w"
+        shape = _INSERT_SHAPES[model] = (sql, tuple(f.attname for f in fields))
+    return shape
+
+
+def _attach_sql(rows: Sequence[models.Model]) -> tuple[str, list[object]]:
+    """`, aN AS (INSERT ... SELECT ... FROM w)` per row: inserted iff the settlement applied.
+
+    PostgreSQL-only (the fast path), where psycopg adapts the attributes' Python values (ints,
+    strings, UUIDs, aware datetimes) itself; rows must be plain inserts with no pre_save logic.
+    """
+    parts: list[str] = []
+    params: list[object] = []
+    for index, row in enumerate(rows):
+        sql, attnames = _insert_shape(type(row))
+        parts.append(f", a{index} AS ({sql})")
+        params.extend(getattr(row, name) for name in attnames)
+    return "".join(parts), params
+
+
+def _settle_sql(
+    res_id: uuid.UUID,
+    *,
+    state: str,
+    actual: int,
+    reason: str,
+    actor: str,
+    attach: Sequence[models.Model],
+) -> Settlement:
+    now = timezone.now()
+    kind = Kind.COMMIT if state == State.COMMITTED else Kind.RELEASE
+    attach_sql, attach_params = _attach_sql(attach)
+    params = [
+        state, actual, actual, reason[:32], now, res_id,
+        now,
+        kind, kind == Kind.COMMIT, res_id, actor, reason, now,
+        *attach_params,
+    ]  # fmt: skip
+    row = _one_statement(_SETTLE_SQL.format(attach=attach_sql), params)
+    if row is None:
+        return _settled_outcome(res_id)
+    amount, charged, loss, available = row
+    return Settlement(res_id, state, amount, charged, loss, applied=True, available_after=available)
+
+
 def _settle(
     reservation: Reservation | uuid.UUID,
     *,
@@ -238,6 +419,13 @@ def _settle(
     actor: str,
     attach: Sequence[models.Model] = (),
 ) -> Settlement:
+    if not isinstance(actual, int) or actual < 0:
+        raise LedgerError("usage must be a non-negative integer")
+    if _fast():
+        res_id = reservation.id if isinstance(reservation, Reservation) else reservation
+        return _settle_sql(
+            res_id, state=state, actual=actual, reason=reason, actor=actor, attach=attach
+        )
     if isinstance(reservation, Reservation):
         res_id, amount, wallet_id = reservation.id, reservation.amount, reservation.wallet_id
     else:
@@ -246,8 +434,6 @@ def _settle(
         if row is None:
             raise LedgerError(f"no reservation {reservation}")
         res_id, (amount, wallet_id) = reservation, row
-    if not isinstance(actual, int) or actual < 0:
-        raise LedgerError("usage must be a non-negative integer")
     charged = min(actual, amount)
     loss = actual - charged
     returned = amount - charged
@@ -282,7 +468,9 @@ def _settle(
 
 
 def _settled_outcome(res_id: uuid.UUID) -> Settlement:
-    res = Reservation.objects.get(pk=res_id)
+    res = Reservation.objects.filter(pk=res_id).first()
+    if res is None:
+        raise LedgerError(f"no reservation {res_id}")
     return Settlement(res.id, res.state, res.amount, res.charged, res.loss, applied=False)
 
 

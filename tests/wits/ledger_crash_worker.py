@@ -46,9 +46,18 @@ def stop_here() -> None:
 
 
 def stop_after_entry_insert(armed: Callable[[], bool]) -> Callable:
-    """An execute wrapper that stops right after a ledger entry INSERT while `armed()`."""
+    """An execute wrapper that stops right after a ledger entry INSERT while `armed()`.
+
+    On the one-statement path (PostgreSQL, ledger.FAST_SQL) the step is a single autocommitted
+    statement; stopping inside it means: open a transaction, run the statement, and never
+    commit, which is what a process killed during that statement leaves behind.
+    """
 
     def wrapper(execute, sql, params, many, context):
+        if armed() and sql.lstrip().upper().startswith("WITH "):
+            execute("BEGIN", None, False, context)
+            execute(sql, params, many, context)
+            stop_here()
         result = execute(sql, params, many, context)
         if armed() and sql.lstrip().upper().startswith('INSERT INTO "WITS_LEDGERENTRY"'):
             stop_here()
@@ -66,6 +75,7 @@ def main(point: str, user_id: uuid.UUID, request_id: str) -> None:
 
     from wits import ledger
 
+    ledger.FAST_SQL = os.environ.get("LEDGER_FAST_SQL", "1") == "1"
     phase = {"name": "reserve"}
 
     def armed() -> bool:

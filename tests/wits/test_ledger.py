@@ -19,7 +19,7 @@ from tests.wits.ledger_support import entry_kinds, snapshot
 from wits import ledger
 from wits.models import LedgerEntry, Reservation, TopupOrder, Wallet
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("ledger_path")]
 
 Kind = ledger.Kind
 B = ledger.Balance

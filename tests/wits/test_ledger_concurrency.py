@@ -24,7 +24,11 @@ from tests.wits.ledger_support import entry_kinds, run_threads, snapshot
 from wits import ledger
 from wits.models import LedgerEntry, Reservation
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+    pytest.mark.usefixtures("ledger_path"),
+]
 
 B = ledger.Balance
 

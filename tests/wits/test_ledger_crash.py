@@ -97,14 +97,16 @@ def wait_for_backend_gone(pid: int) -> None:
         time.sleep(0.05)
 
 
-def test_processes_killed_at_each_point_are_reconciled_exactly(make_user):
+@pytest.mark.parametrize("fast_sql", [True, False], ids=["one-statement", "portable"])
+def test_processes_killed_at_each_point_are_reconciled_exactly(make_user, fast_sql):
     # given: one wallet per crash point, a worker stopped dead at each point
     users = {point: make_user(wits=1000) for point in CASES}
+    env = {**subprocess_env(), "LEDGER_FAST_SQL": "1" if fast_sql else "0"}
     workers = {
         point: subprocess.Popen(
             [sys.executable, "-m", "tests.wits.ledger_crash_worker", point, str(u.id), point],
             cwd=ROOT,
-            env=subprocess_env(),
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

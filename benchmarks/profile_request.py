@@ -1,0 +1,185 @@
+"""Where one gateway request spends its CPU: the full path in-process, profiled.
+
+    scripts/services.py -- .venv/bin/python -m benchmarks.profile_request [--requests N]
+        [--stream] [--html out.html]
+
+Runs N chat requests through Django's WSGI handler (no HTTP server in between, so the figures
+are the gateway's own work: key auth, scope, rate limit, validation, screening, reserve,
+upstream call, commit, usage record) against a fake upstream on 127.0.0.1, on the PostgreSQL and
+Redis from DATABASE_URL / REDIS_URL. Prints CPU ms per request (process time, which excludes the
+upstream's and the databases' own CPU) and a pyinstrument profile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import time
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--html", default="")
+    parser.add_argument("--cprofile", action="store_true", help="CPU by package (cProfile)")
+    args = parser.parse_args()
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres") or not os.environ.get(
+        "REDIS_URL"
+    ):
+        print("run under scripts/services.py (needs DATABASE_URL and REDIS_URL)", file=sys.stderr)
+        return 2
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clawwits.settings")
+    os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.core.management import call_command
+    from pyinstrument import Profiler
+
+    from accounts import services
+    from apikeys import services as key_services
+    from apikeys.scopes import Scope
+    from gateway import catalog, providerfile
+    from tests.fakes.upstream import FakeUpstream
+
+    call_command("migrate", verbosity=0)
+    fake = FakeUpstream(api_key="k", record=False).start()
+    os.environ["PROFILE_UPSTREAM_KEY"] = "k"
+    providerfile.apply(
+        providerfile.parse(
+            f"""
+[[providers]]
+name = "fake"
+kind = "openai"
+base_url = "{fake.base_url}/v1"
+api_key_env = "PROFILE_UPSTREAM_KEY"
+[[models]]
+name = "prof-model"
+input_price = 1
+output_price = 2
+routes = [ {{ provider = "fake", model = "fake-gpt" }} ]
+"""
+        )
+    )
+    catalog.invalidate()
+    email = f"profile-{time.time_ns()}@example.com"
+    user = services.create_account(
+        email=email, password="x", tier_slug="enterprise", welcome_wits=10**12
+    )
+    user.rate_limit_rpm = 10**9
+    user.save(update_fields=["rate_limit_rpm"])
+    key = key_services.create_key(user_id=user.id, name="p", scopes=frozenset({Scope.AI}))
+    body = json.dumps(
+        {
+            "model": "prof-model",
+            "messages": [{"role": "user", "content": "Hello there, how are you today?"}],
+            "max_tokens": 16,
+            "stream": args.stream,
+        }
+    )
+    # Call the WSGI application as gunicorn does (the test client adds its own overhead).
+    application = WSGIHandler()
+    payload = body.encode()
+    environ_base = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/v1/chat/completions",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "127.0.0.1",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(payload)),
+        "HTTP_AUTHORIZATION": f"Bearer {key.plaintext}",
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    status_seen: list[str] = []
+
+    def start_response(status: str, headers: list, exc_info: object = None) -> None:
+        status_seen.append(status)
+
+    def one() -> None:
+        environ = dict(environ_base, **{"wsgi.input": io.BytesIO(payload)})
+        result = application(environ, start_response)
+        try:
+            b"".join(result)
+        finally:
+            result.close()
+        status = status_seen.pop()
+        assert status.startswith("200"), status
+
+    for _ in range(200):
+        one()
+    if args.cprofile:
+        return _cpu_by_package(one, args.requests, fake)
+    profiler = Profiler(interval=0.0005)
+    cpu0, wall0 = time.thread_time(), time.perf_counter()
+    profiler.start()
+    for _ in range(args.requests):
+        one()
+    profiler.stop()
+    cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0
+    print(
+        f"{args.requests} requests: {cpu / args.requests * 1000:.3f} ms CPU (this thread) and "
+        f"{wall / args.requests * 1000:.3f} ms wall per request (profiler on)"
+    )
+    cpu0, wall0 = time.thread_time(), time.perf_counter()
+    for _ in range(args.requests):
+        one()
+    cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0
+    print(
+        f"{args.requests} requests: {cpu / args.requests * 1000:.3f} ms CPU (this thread) and "
+        f"{wall / args.requests * 1000:.3f} ms wall per request (profiler off)"
+    )
+    print(profiler.output_text(unicode=True, color=False, show_all=False, short_mode=False))
+    if args.html:
+        with open(args.html, "w") as handle:
+            handle.write(profiler.output_html())
+    fake.stop()
+    return 0
+
+
+def _cpu_by_package(one, requests: int, fake) -> int:  # noqa: ANN001
+    import collections
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile(time.thread_time)
+    profile.enable()
+    for _ in range(requests):
+        one()
+    profile.disable()
+    stats = pstats.Stats(profile)
+    by_package: collections.Counter[str] = collections.Counter()
+    for (path, _line, _name), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():
+        if "site-packages/" in path:
+            package = path.split("site-packages/")[1].split("/")[0]
+        elif "/work/" in path:
+            package = "clawwits:" + path.split("/")[3]
+        elif path.startswith("~") or path.startswith("<"):
+            package = "builtins"
+        else:
+            package = "stdlib:" + path.rsplit("/", 1)[-1]
+        by_package[package] += tottime
+    total = sum(by_package.values())
+    print(f"own CPU by package, ms per request (total {total / requests * 1000:.2f}):")
+    for package, seconds in by_package.most_common(25):
+        print(f"  {package:32s} {seconds / requests * 1000:7.3f}")
+    stats.sort_stats("cumulative").print_stats(
+        "django|rest_framework|requests|gateway|wits|apikeys|clawwits", 60
+    )
+    fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
