@@ -33,9 +33,7 @@ def enforce_csrf(request: Request) -> None:
 
 
 def session_principal(user: object) -> Principal:
-    return Principal(
-        user_id=user.pk, scopes=SESSION_SCOPES, account_rpm=user.requests_per_minute
-    )
+    return Principal(user_id=user.pk, scopes=SESSION_SCOPES, account_rpm=user.requests_per_minute)
 
 
 class JWTAuthentication(SimpleJWTAuthentication):

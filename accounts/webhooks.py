@@ -662,7 +662,12 @@ def recent_events(*, user_id: uuid.UUID, limit: int = 20) -> list[WebhookEvent]:
 
 def get_event(*, user_id: uuid.UUID, event_id: str) -> WebhookEvent:
     """One of the account's own events; ApiError(not_found) for a missing or foreign one."""
-    event = WebhookEvent.objects.filter(pk=event_id, user_id=user_id).first()
+    # NUL never appears in an id we issue, and PostgreSQL would refuse it with a DataError.
+    event = (
+        None
+        if "\x00" in event_id
+        else WebhookEvent.objects.filter(pk=event_id, user_id=user_id).first()
+    )
     if event is None:
         raise ApiError(Code.NOT_FOUND, _("No such webhook event."))
     return event

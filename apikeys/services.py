@@ -49,9 +49,12 @@ def _clean_name(name: str) -> str:
         )
     # PostgreSQL refuses NUL in text columns (a 500 if it got that far); no other control
     # character belongs in a label shown in lists either.
-    if any(unicodedata.category(char) == "Cc" for char in name):
+    # A lone surrogate (from a form or a non-JSON caller) cannot be stored as UTF-8 either.
+    if any(unicodedata.category(char) in ("Cc", "Cs") for char in name):
         raise ApiError(
-            Code.INVALID_REQUEST, "name: control characters are not allowed.", param="name"
+            Code.INVALID_REQUEST,
+            "name: control characters and lone surrogates are not allowed.",
+            param="name",
         )
     return name
 

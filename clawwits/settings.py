@@ -252,7 +252,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["clawwits.jsonbody.StrictJSONParser"],
     "EXCEPTION_HANDLER": "clawwits.errors.exception_handler",
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "clawwits.negotiation.JsonOnly",
     "UNAUTHENTICATED_USER": None,

@@ -74,5 +74,6 @@ urlpatterns = [
     re_path(r"^v1(?:/.*)?$", NotFoundView.as_view()),
 ]
 
+handler400 = "clawwits.views.bad_request"
 handler404 = "clawwits.views.page_not_found"
 handler500 = "clawwits.views.server_error"

@@ -92,6 +92,14 @@ def readyz(request: HttpRequest) -> HttpResponse:
     )
 
 
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's own 400s (a disallowed Host, a malformed multipart body): JSON under /v1. The
+    exception's text (which names the host) is logged by Django, never shown."""
+    if request.path_info.startswith("/v1"):
+        return render_error(ApiError(Code.INVALID_REQUEST, "Bad request."), path=request.path_info)
+    return render(request, "error.html", {"status": 400, "message": _("Bad request.")}, status=400)
+
+
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if request.path_info.startswith("/v1"):
         return render_error(ApiError(Code.NOT_FOUND), path=request.path_info)

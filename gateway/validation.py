@@ -12,11 +12,11 @@ tokenize (plus some framing). Inline image data is subtracted and priced per ima
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
 
+from clawwits import jsonbody
 from clawwits.errors import ApiError, Code
 
 OPENAI = "openai"
@@ -143,46 +143,9 @@ def _bad(param: str, message: str) -> ApiError:
     return ApiError(Code.INVALID_REQUEST, f"{param}: {message}", param=param)
 
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-
-
 def parse_json(raw: bytes) -> dict:
-    """The body as a JSON object of valid Unicode; 400 for anything else.
-
-    Refused: NaN and Infinity, nesting deeper than the parser's recursion limit, bytes that are
-    not UTF-8 (RFC 8259 §8.1; a leading BOM is tolerated), and unpaired UTF-16 surrogates written
-    as \\u escapes. A surrogate cannot be encoded as UTF-8, so letting one through would fail
-    later, wherever the text is next encoded (the screening, the upstream call, the error body).
-    """
-    if not raw:
-        raise ApiError(Code.INVALID_REQUEST, "The request body is empty; send a JSON object.")
-    try:
-        # json.loads(bytes) would guess UTF-16/32 and decode with surrogatepass; strict UTF-8
-        # here refuses both those and raw encoded surrogates.
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ApiError(Code.INVALID_REQUEST, "The request body is not valid UTF-8.") from None
-    try:
-        body = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
-        raise ApiError(Code.INVALID_REQUEST, "The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise ApiError(Code.INVALID_REQUEST, "The request body must be a JSON object.")
-    # Paired escapes (an emoji from an ensure_ascii client) are fine; only the full re-encode
-    # tells a lone one apart, so it runs only when some surrogate escape is present at all.
-    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
-        try:
-            json.dumps(body, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise ApiError(
-                Code.INVALID_REQUEST,
-                "The request body contains an unpaired UTF-16 surrogate escape (\\ud800-\\udfff).",
-            ) from None
-    return body
+    """The body as a JSON object of valid Unicode; 400 for anything else (see clawwits.jsonbody)."""
+    return jsonbody.loads_object(raw)
 
 
 def _unknown_fields(body: dict, allowed: frozenset[str]) -> None:

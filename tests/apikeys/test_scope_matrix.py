@@ -20,6 +20,7 @@ from django.urls import URLResolver, resolve
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
+from accounts import webhooks
 from apikeys import keys, services
 from apikeys.models import ApiKey
 from apikeys.scopes import parse_scopes
@@ -34,7 +35,7 @@ CATCH_ALL = r"^v1(?:/.*)?$"
 class Route:
     pattern: str  # exactly as in clawwits.urls
     method: str
-    path: str  # `{key}` is the id of tenant A's target key
+    path: str  # `{key}` / `{event}`: the id of tenant A's target key / webhook event
     access: str  # any | ai | data | automation | none (no authentication at all)
     ok: int  # the status a credential allowed to call it gets
     body: dict | None = None
@@ -51,6 +52,9 @@ RENAME = {"name": "r"}
 ROTATE = {"grace_seconds": 0}
 KEY = "v1/keys/<uuid:key_id>"
 KEY_PATH = "/v1/keys/{key}"
+WEBHOOK = {"url": "http://127.0.0.1:9/hook"}
+EVENT = "v1/webhooks/events/<str:event_id>"
+EVENT_PATH = "/v1/webhooks/events/{event}"
 
 ROUTES = [
     Route("v1/chat/completions", "POST", "/v1/chat/completions", "ai", 200, CHAT),
@@ -72,6 +76,19 @@ ROUTES = [
     Route(f"{KEY}/revoke", "POST", f"{KEY_PATH}/revoke", "automation", 200, owned=True),
     Route(f"{KEY}/rotate", "POST", f"{KEY_PATH}/rotate", "automation", 201, ROTATE, owned=True),
     Route(f"{KEY}/rotate", "GET", f"{KEY_PATH}/rotate", "automation", 405),
+    Route("v1/usage", "GET", "/v1/usage", "data", 200),
+    Route("v1/usage", "POST", "/v1/usage", "data", 405),
+    Route("v1/usage/summary", "GET", "/v1/usage/summary", "data", 200),
+    Route("v1/usage/summary", "DELETE", "/v1/usage/summary", "data", 405),
+    Route("v1/webhooks", "GET", "/v1/webhooks", "automation", 200),
+    Route("v1/webhooks", "PUT", "/v1/webhooks", "automation", 200, WEBHOOK),
+    Route("v1/webhooks", "DELETE", "/v1/webhooks", "automation", 405),
+    Route("v1/webhooks/test", "POST", "/v1/webhooks/test", "automation", 202),
+    Route("v1/webhooks/test", "GET", "/v1/webhooks/test", "automation", 405),
+    Route(EVENT, "GET", EVENT_PATH, "automation", 200, owned=True),
+    Route(EVENT, "DELETE", EVENT_PATH, "automation", 405),
+    Route("v1/openapi.json", "GET", "/v1/openapi.json", "none", 200),
+    Route("v1/openapi.json", "POST", "/v1/openapi.json", "none", 405),
     Route(CATCH_ALL, "GET", "/v1", "none", 404),
     Route(CATCH_ALL, "GET", "/v1/nope", "none", 404),
     Route(CATCH_ALL, "POST", "/v1/keys/not-a-uuid/revoke", "none", 404),
@@ -149,6 +166,7 @@ def test_every_v1_route_has_rows_in_the_matrix():
 @pytest.mark.parametrize("route", ROUTES, ids=str)
 def test_every_row_addresses_the_route_it_names(route):
     path = route.path.replace("{key}", "00000000-0000-4000-8000-000000000000")
+    path = path.replace("{event}", "evt_0")
 
     assert resolve(path).route == route.pattern
 
@@ -158,6 +176,7 @@ class World:
     user_a: object
     user_b: object
     target: ApiKey
+    event_id: str
     clients: dict[str, APIClient] = field(default_factory=dict)
 
 
@@ -186,8 +205,13 @@ def world(make_user, make_api_key) -> Iterator[World]:
     user_b = make_user(wits=1_000_000)
     target = make_api_key(user_a, "automation", name="target")
     users = {"a": user_a, "b": user_b}
+    # Both tenants have a webhook URL (a test event needs one); A has one event to address.
+    for user in users.values():
+        webhooks.update_settings(user_id=user.id, url=WEBHOOK["url"])
+    event = webhooks.send_test_event(user_id=user_a.id)
     clients = {c.name: _client_for(c, users, make_api_key) for c in CREDENTIALS}
-    yield World(user_a, user_b, ApiKey.objects.get(lookup=keys.parse(target).lookup), clients)
+    target_row = ApiKey.objects.get(lookup=keys.parse(target).lookup)
+    yield World(user_a, user_b, target_row, event.id, clients)
     catalog.invalidate()
 
 
@@ -209,7 +233,7 @@ def _keys_snapshot() -> list[dict]:
 @pytest.mark.parametrize("route", ROUTES, ids=str)
 def test_route_answers_each_credential_with_the_expected_status(world, route, credential):
     client = world.clients[credential.name]
-    path = route.path.replace("{key}", str(world.target.id))
+    path = route.path.replace("{key}", str(world.target.id)).replace("{event}", world.event_id)
     before = (_keys_snapshot(), _wallets_snapshot())
     balance_a = ledger.balance(user_id=world.user_a.id)
     want = expected_status(route, credential)
@@ -230,6 +254,7 @@ def test_route_answers_each_credential_with_the_expected_status(world, route, cr
         body = response.content.decode()
         assert str(world.user_a.id) not in body
         assert str(world.target.id) not in body
+        assert world.event_id not in body
         assert ledger.balance(user_id=world.user_a.id) == balance_a
     if credential.tenant == "a" and route.path == "/v1/wits/balance" and want == 200:
         assert response.json()["userId"] == str(world.user_a.id)

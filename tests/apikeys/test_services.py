@@ -29,8 +29,8 @@ def session(owner) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"name": "a\u0000b"}, "name: control characters are not allowed."),
-        ({"name": "line\nbreak"}, "name: control characters are not allowed."),
+        ({"name": "a\u0000b"}, "name: control characters and lone surrogates are not allowed."),
+        ({"name": "line\nbreak"}, "name: control characters and lone surrogates are not allowed."),
         ({"name": "x" * 101}, "name: at most 100 characters."),
         ({"name": "ok", "rate_limit_rpm": 0}, "rate_limit_rpm: between 1 and 2147483647."),
         (
@@ -87,7 +87,9 @@ def test_page_create_with_a_nul_character_is_400_and_creates_nothing(owner):
     response = page.post("/api-keys", {"name": "a\x00b", "scopes": ["ai"]})
 
     assert response.status_code == 400
-    assert "name: control characters are not allowed." in response.content.decode()
+    assert (
+        "name: control characters and lone surrogates are not allowed." in response.content.decode()
+    )
     assert _snapshot() == []
 
 

@@ -2,9 +2,6 @@
 
 Every refusal here is a JSON 4xx in the envelope of its endpoint, and leaves nothing behind:
 no reservation, no ledger entry, no upstream request.
-
-Tests marked xfail(strict=True) pin bugs outside the gateway (reported to the lead); each one
-turns into a failure the moment its bug is fixed, so the marker is removed with the fix.
 """
 
 from __future__ import annotations
@@ -15,6 +12,7 @@ import socket
 import pytest
 from django.test import Client
 
+from apikeys.models import ApiKey
 from gateway import validation
 from gateway.models import UsageRecord
 from wits import ledger
@@ -558,13 +556,9 @@ def test_control_and_bidi_characters_in_text_go_through_intact(
     assert fake.requests[0].body["messages"][0]["content"] == text
 
 
-# --- Bugs outside the gateway (reported; strict xfail until fixed) ------------------------------
+# --- 500s once found outside the gateway, now fixed ----------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DRF content negotiation raises NotAcceptable, which clawwits/errors.py renders as 500",
-)
 @pytest.mark.parametrize("accept", ["text/html", "application/xml", "image/png"])
 def test_an_accept_header_json_cannot_satisfy_still_gets_json(client, account, accept):
     response = client.get("/v1/models", HTTP_ACCEPT=accept)
@@ -573,10 +567,6 @@ def test_an_accept_header_json_cannot_satisfy_still_gets_json(client, account, a
     assert response["Content-Type"] == "application/json"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DRF's JSONParser lets RecursionError escape; clawwits/errors.py renders it as 500",
-)
 @pytest.mark.parametrize(("method", "path"), [("POST", "/v1/keys"), ("PUT", "/v1/webhooks")])
 def test_deeply_nested_json_to_a_drf_parsed_route_is_400(full_client, method, path):
     response = full_client.generic(
@@ -584,21 +574,19 @@ def test_deeply_nested_json_to_a_drf_parsed_route_is_400(full_client, method, pa
     )
 
     assert response.status_code == 400
+    assert response.json()["error"]["message"] == "The request body is not valid JSON."
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="apikeys.services._clean_name lets a lone surrogate through to PostgreSQL: 500",
-)
 def test_a_key_name_with_a_lone_surrogate_is_400(full_client):
+    keys_before = ApiKey.objects.count()
+
     response = _post(full_client, "/v1/keys", b'{"name": "a\\udc80"}')
 
     assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_request"
+    assert ApiKey.objects.count() == keys_before
 
 
-@pytest.mark.xfail(
-    strict=True, reason="accounts.webhooks.get_event sends NUL to PostgreSQL: DataError, 500"
-)
 @pytest.mark.parametrize("event_id", ["%00", "evt%00x"])
 def test_a_webhook_event_id_with_nul_is_404(full_client, event_id):
     response = full_client.get(f"/v1/webhooks/events/{event_id}")
@@ -606,11 +594,18 @@ def test_a_webhook_event_id_with_nul_is_404(full_client, event_id):
     assert response.status_code == 404
 
 
-@pytest.mark.xfail(
-    strict=True, reason="no handler400: Django's HTML 'Bad Request' page answers /v1 paths"
-)
 def test_a_disallowed_host_on_v1_gets_a_json_400(client, account):
     response = client.get("/v1/models", HTTP_HOST="evil.example")
 
     assert response.status_code == 400
     assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "invalid_request"
+    assert b"evil.example" not in response.content
+
+
+def test_a_disallowed_host_on_a_page_gets_the_html_400_page(client):
+    response = client.get("/login", HTTP_HOST="evil.example")
+
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/html")
+    assert b"evil.example" not in response.content
