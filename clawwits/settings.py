@@ -75,15 +75,18 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "clawwits.middleware.ApiBodyLimitMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
+    # clawwits.lanes: the stock middleware, passed straight through by /v1 calls made with an
+    # API key (they need no session, cookie JWT, messages or page language). CSRF and frame
+    # options stay stock: `check --deploy` looks for them by name.
+    "clawwits.lanes.SessionMiddleware",
+    "clawwits.lanes.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "accounts.sessions.JWTCookieMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "clawwits.lanes.AuthenticationMiddleware",
+    "clawwits.lanes.JWTCookieMiddleware",
+    "clawwits.lanes.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_ratelimit.middleware.RatelimitMiddleware",
+    "clawwits.lanes.RatelimitMiddleware",
     "clawwits.middleware.ApiErrorMiddleware",
 ]
 

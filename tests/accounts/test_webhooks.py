@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -403,6 +405,26 @@ def test_eager_tasks_make_one_attempt_and_the_sweep_sends_the_retry(
     event.refresh_from_db()
     assert (event.state, event.attempts, event.last_status) == ("delivered", 2, 200)
     assert [r.body for r in receiver.requests] == [event.body, event.body]
+
+
+@pytest.mark.django_db
+def test_the_embedded_reconcile_loop_sends_overdue_retries(hooked, receiver, settings):
+    # Given an embedded install whose first attempt failed long ago
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    event = webhooks.send_test_event(user_id=hooked.id)
+    WebhookEvent.objects.filter(pk=event.id).update(
+        attempts=1, next_attempt_at=timezone.now() - webhooks.SWEEP_GRACE - timedelta(seconds=1)
+    )
+    out = io.StringIO()
+
+    # When scripts/run's stand-in for beat runs one round
+    call_command("reconcile", every=0.01, rounds=1, stdout=out)
+
+    # Then attempt 2 was sent and delivered
+    event.refresh_from_db()
+    assert (event.state, event.attempts, event.last_status) == ("delivered", 2, 200)
+    assert [r.body for r in receiver.requests] == [event.body]
+    assert out.getvalue().splitlines()[-1] == "webhooks re-sent=1"
 
 
 @pytest.mark.django_db
