@@ -25,9 +25,12 @@ class _CSRFCheck(CsrfViewMiddleware):
 
 
 def enforce_csrf(request: Request) -> None:
+    # Check Django's own request: DRF's `request.POST` would parse (and so consume) a JSON body
+    # that the gateway views read afterwards as `request.body`.
+    django_request = request._request
     check = _CSRFCheck(lambda req: None)
-    check.process_request(request)
-    reason = check.process_view(request, None, (), {})
+    check.process_request(django_request)
+    reason = check.process_view(django_request, None, (), {})
     if reason:
         raise exceptions.PermissionDenied(f"CSRF failed: {reason}")
 

@@ -7,9 +7,12 @@ Cache-Control: no-store; lists show only the visible prefix.
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
+from django.db.models import BigIntegerField, OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from rest_framework.request import Request
@@ -20,8 +23,14 @@ from apikeys.models import ApiKey
 from apikeys.scopes import Scope, parse_scopes
 from clawwits.api import AUTOMATION, ApiView
 from clawwits.errors import ApiError, Code
+from gateway.models import UsageRecord
 
-GRACE_CHOICES = [(0, "immediately"), (3600, "1 hour"), (86400, "24 hours"), (7 * 86400, "7 days")]
+GRACE_CHOICES = [
+    (0, gettext_lazy("immediately")),
+    (3600, gettext_lazy("1 hour")),
+    (86400, gettext_lazy("24 hours")),
+    (7 * 86400, gettext_lazy("7 days")),
+]
 
 
 def _keys_page(
@@ -31,7 +40,20 @@ def _keys_page(
     error: str | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    keys = ApiKey.objects.filter(user=request.user).order_by("-created_at")
+    # One statement for the whole list: each key's spend is a correlated sum over its usage
+    # records (indexed by key), restricted to the owner's rows.
+    spent = (
+        UsageRecord.objects.filter(api_key_id=OuterRef("pk"), user_id=OuterRef("user_id"))
+        .order_by()
+        .values("api_key_id")
+        .annotate(total=Sum("wits"))
+        .values("total")
+    )
+    keys = (
+        ApiKey.objects.filter(user=request.user)
+        .annotate(wits_spent=Coalesce(Subquery(spent), Value(0), output_field=BigIntegerField()))
+        .order_by("-created_at")
+    )
     context = {
         "keys": keys,
         "issued": issued,

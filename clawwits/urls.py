@@ -47,6 +47,7 @@ pages = [
     path("usage", site_views.usage_page, name="usage"),
     path("usage.csv", site_views.usage_csv, name="usage-csv"),
     path("billing", site_views.billing_page, name="billing"),
+    path("playground", site_views.playground, name="playground"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("settings", accounts_pages.settings_page, name="settings"),
     path("settings/password", accounts_pages.change_password, name="settings-password"),

@@ -1,5 +1,5 @@
-"""Site-wide views: the logged-in Dashboard, Usage and Billing pages, health probes, and error
-pages that stay JSON under /v1.
+"""Site-wide views: the logged-in Dashboard, Usage, Billing and Playground pages, health probes,
+and error pages that stay JSON under /v1.
 
 Each page parses its query string, asks one function of `gateway.usage` and renders; a bad
 parameter raises ApiError, which the error middleware turns into the 400 page.
@@ -17,7 +17,8 @@ from django.views.decorators.http import require_GET
 
 from clawwits.errors import ApiError, Code
 from clawwits.errors import render as render_error
-from gateway import usage
+from gateway import catalog, usage
+from wits import ledger
 
 USAGE_PAGE_SIZE = 50
 BILLING_PAGE_SIZE = 50
@@ -66,6 +67,25 @@ def billing_page(request: HttpRequest) -> HttpResponse:
     history = usage.billing(user_id=request.user.id, query=query, limit=BILLING_PAGE_SIZE)
     context = {"billing": history, "query": query, "kinds": usage.ENTRY_FILTERS}
     return render(request, "billing/history.html", context)
+
+
+@never_cache
+@login_required
+@require_GET
+def playground(request: HttpRequest) -> HttpResponse:
+    """The form only: its script streams each answer from /v1/chat/completions with this cookie
+    session and the page's CSRF token, so a playground call is authenticated, limited, reserved
+    and billed exactly like an API call (and listed under Usage as a browser-session call).
+
+    The models offered are the chat models /v1/models lists; the auto choice is preselected.
+    """
+    snapshot = catalog.get()
+    context = {
+        "models": [m for m in snapshot.listed() if m.kind == "chat" and m.routes],
+        "default_model": snapshot.auto.get("chat"),
+        "available": ledger.balance(user_id=request.user.id).available,
+    }
+    return render(request, "playground.html", context)
 
 
 def healthz(request: HttpRequest) -> HttpResponse:
