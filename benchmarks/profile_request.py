@@ -177,6 +177,7 @@ def _cpu_by_package(one, requests: int, fake) -> int:  # noqa: ANN001
     stats.sort_stats("cumulative").print_stats(
         "django|rest_framework|requests|gateway|wits|apikeys|clawwits", 60
     )
+    stats.sort_stats("tottime").print_stats(45)
     fake.stop()
     return 0
 
