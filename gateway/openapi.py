@@ -996,6 +996,12 @@ USAGE_FILTERS: list[Schema] = [
         "schema": _str(),
         "description": "ISO date or datetime, exclusive; a bare date includes that day.",
     },
+    {
+        "name": "request",
+        "in": "query",
+        "schema": _str(pattern="^[A-Za-z0-9_-]{1,64}$"),
+        "description": "Only the call with this request id (`x_clawwits.request_id`).",
+    },
 ]
 KEY_ID = {
     "name": "key_id",

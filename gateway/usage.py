@@ -87,6 +87,10 @@ class UsageQuery:
     status: str = ""
     since: datetime | None = None  # inclusive
     until: datetime | None = None  # exclusive
+    request_id: str = ""  # one call: the `request_id` its response carried
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def _invalid(param: str, message: str) -> ApiError:
@@ -126,7 +130,7 @@ def _instant(raw: str, *, param: str, end_of_day: bool) -> datetime:
 
 
 def parse_query(params: Mapping[str, str]) -> UsageQuery:
-    """The filters `key`, `model`, `status`, `from`, `to` of a page or API query string.
+    """The filters `key`, `model`, `status`, `from`, `to`, `request` of a page or API query.
 
     Raises ApiError(invalid_request) naming the first unusable parameter.
     """
@@ -148,7 +152,17 @@ def parse_query(params: Mapping[str, str]) -> UsageQuery:
     until = _instant(raw, param="to", end_of_day=True) if (raw := _text(params, "to")) else None
     if since is not None and until is not None and until <= since:
         raise _invalid("to", "must be later than from.")
-    return UsageQuery(key_id=key_id, model=model, status=status, since=since, until=until)
+    request_id = _text(params, "request")
+    if request_id and not _REQUEST_ID.fullmatch(request_id):
+        raise _invalid("request", "must be a request id such as req_9f2c... (<= 64 characters).")
+    return UsageQuery(
+        key_id=key_id,
+        model=model,
+        status=status,
+        since=since,
+        until=until,
+        request_id=request_id,
+    )
 
 
 def parse_after(params: Mapping[str, str]) -> int | None:
@@ -163,6 +177,8 @@ def parse_after(params: Mapping[str, str]) -> int | None:
 
 def _rows(user_id: uuid.UUID, query: UsageQuery) -> QuerySet[UsageRecord]:
     rows = UsageRecord.objects.filter(user_id=user_id)
+    if query.request_id:
+        rows = rows.filter(request_id=query.request_id)
     if query.key_id is not None:
         rows = rows.filter(api_key_id=query.key_id)
     if query.model:

@@ -1,9 +1,10 @@
 """Usage API (scope data or full): the caller's request log and its totals.
 
 `GET /v1/usage` — the request log, newest first: filters `key` (an API key id), `model`,
-`status` (a code, `ok` or `error`), `from`, `to` (ISO dates or datetimes; [from, to), a bare
-`to` date includes that day); pages of `limit` (1-100, default 20) after the cursor `after` (the
-previous page's `last_id`); `has_more` says whether another page follows.
+`status` (a code, `ok` or `error`), `request` (one request id), `from`, `to` (ISO dates or
+datetimes; [from, to), a bare `to` date includes that day); pages of `limit` (1-100, default
+20) after the cursor `after` (the previous page's `last_id`); `has_more` says whether another
+page follows.
 
 `GET /v1/usage/summary` — requests, prompt and completion tokens and Wits per `group_by`
 (`day` (default; every day of the range, zeros included), `model` or `key`) over

@@ -107,7 +107,10 @@
     if (extra) {
       $("pg-wits").textContent = numbers.format(extra.wits);
       $("pg-provider").textContent = extra.provider || "—";
-      $("pg-request-id").textContent = extra.request_id || "";
+      const link = $("pg-request-id");
+      link.textContent = extra.request_id || "";
+      // The usage page filtered to this one call.
+      link.href = link.dataset.usage + (extra.request_id ? "?request=" + encodeURIComponent(extra.request_id) : "");
     }
     ui.facts.hidden = !(usage || extra);
   }

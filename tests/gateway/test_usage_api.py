@@ -233,6 +233,9 @@ def test_log_default_page_holds_twenty(owner, reader):
         ({"to": "2025-03-01"}, ["req_b", "req_a"]),
         ({"from": "2025-03-01T09:00:00Z", "to": "2025-03-02T00:00:00Z"}, ["req_b", "req_a"]),
         ({"from": "2025-03-01T11:00:00+01:00", "to": "2025-03-02"}, ["req_c", "req_b"]),
+        ({"request": "req_c"}, ["req_c"]),
+        ({"request": "req_c", "status": "ok"}, []),
+        ({"request": "req_zzz"}, []),
     ],
 )
 def test_log_filters_select_exactly_the_matching_rows(reader, log, params, expected):
@@ -256,12 +259,14 @@ def test_another_tenants_rows_and_keys_match_nothing(owner, reader, log, make_us
     # When
     everything = reader.get("/v1/usage", {"limit": 100}).json()
     by_their_key = reader.get("/v1/usage", {"key": str(_key_row(theirs).id)}).json()
+    by_their_request = reader.get("/v1/usage", {"request": "req_theirs"}).json()
     summary = reader.get("/v1/usage/summary", {"group_by": "key", "from": "2025-03-01"}).json()
     their_view = _key_client(theirs).get("/v1/usage").json()
 
     # Then
     assert "req_theirs" not in [r["request_id"] for r in everything["data"]]
     assert by_their_key["data"] == []
+    assert by_their_request["data"] == []
     assert "theirs" not in [group["key_name"] for group in summary["data"]]
     assert [r["request_id"] for r in their_view["data"]] == ["req_theirs"]
 
@@ -429,6 +434,9 @@ def test_summary_from_without_to_runs_to_the_end_of_today(owner, reader):
         ({"to": "2025-03-01T25:00:00"}, "to"),
         ({"from": "2025-03-02", "to": "2025-03-01"}, "to"),
         ({"from": "2025-03-01T12:00:00Z", "to": "2025-03-01T12:00:00Z"}, "to"),
+        ({"request": "req a"}, "request"),
+        ({"request": "r" * 65}, "request"),
+        ({"request": "req_\x00"}, "request"),
     ],
 )
 def test_bad_filters_answer_400_naming_the_parameter(reader, path, params, param):

@@ -174,6 +174,7 @@ def test_a_session_request_is_labelled_as_such(owner, log):
         ({"from": "2025-03-02", "to": "2025-03-02"}, ["req_d", "req_c"]),
         ({"from": "2025-03-01T10:00:00Z", "to": "2025-03-02T12:00:00Z"}, ["req_c", "req_b"]),
         ({"model": "gpt-fake", "status": "ok", "from": "2025-03-02"}, ["req_f", "req_d"]),
+        ({"request": "req_d"}, ["req_d"]),
         (
             {"model": "", "status": "", "from": "", "to": "", "key": ""},
             [f"req_{c}" for c in "fedcba"],
@@ -185,6 +186,13 @@ def test_filters_select_exactly_the_matching_rows(owner, log, params, expected):
 
     assert response.status_code == 200
     assert _request_ids(response) == expected
+
+
+def test_the_playgrounds_request_link_shows_that_one_call_and_keeps_it_in_the_form(owner, log):
+    response = _client(owner).get("/usage", {"request": "req_d"})
+
+    assert _request_ids(response) == ["req_d"]
+    assert '<input name="request" value="req_d" readonly>' in response.content.decode()
 
 
 def test_key_filter_selects_that_keys_rows(owner, log):
