@@ -246,6 +246,9 @@ SIMPLE_JWT = {
 
 # Per client IP, with django-ratelimit on the shared cache.
 AUTH_RATELIMIT = env_str("AUTH_RATELIMIT", "10/m")
+# Proxies in front of the app that append to X-Forwarded-For; 0: the client is REMOTE_ADDR.
+TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0, minimum=0)
+RATELIMIT_IP_META_KEY = "clawwits.clientip.client_ip"
 RATELIMIT_VIEW = "accounts.views.ratelimited"
 
 REST_FRAMEWORK = {

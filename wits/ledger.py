@@ -216,8 +216,13 @@ def reserve(
     """
     if not isinstance(amount, int) or amount <= 0:
         raise LedgerError("a reservation must be a positive integer")
+    if ttl is None:
+        ttl = timedelta(seconds=settings.WITS_RESERVATION_TTL_S)
+    elif ttl <= timedelta(0):
+        # Born expired, it could be reconciled away while its request is still running.
+        raise LedgerError("a reservation's ttl must be positive")
     now = timezone.now()
-    expires = now + (ttl or timedelta(seconds=settings.WITS_RESERVATION_TTL_S))
+    expires = now + ttl
     if _fast():
         return _reserve_sql(
             user_id, request_id, amount, model[:100], provider[:100], api_key_id, now, expires

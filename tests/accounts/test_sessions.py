@@ -378,6 +378,59 @@ def test_login_is_rate_limited_per_client_ip(make_user, frozen_ratelimit_clock):
     assert (other_ip.status_code, other_ip["Location"]) == (302, "/dashboard")
 
 
+def test_behind_a_trusted_proxy_the_limit_follows_the_forwarded_client(
+    make_user, frozen_ratelimit_clock, settings
+):
+    # Given one load balancer in front, which appends the address it saw to X-Forwarded-For
+    settings.TRUSTED_PROXIES = 1
+    make_user("me@example.com")
+    limit = _auth_limit()
+    lb = {"REMOTE_ADDR": "10.9.9.9"}
+
+    # When one client fails `limit` times, forging a different left-most address each time
+    statuses = [
+        _login(
+            Client(),
+            "me@example.com",
+            "wrong",
+            HTTP_X_FORWARDED_FOR=f"1.{i}.1.1, 203.0.113.5",
+            **lb,
+        ).status_code
+        for i in range(limit)
+    ]
+    blocked = _login(Client(), "me@example.com", HTTP_X_FORWARDED_FOR="203.0.113.5", **lb)
+    # Then another client behind the same balancer is not affected
+    other = _login(Client(), "me@example.com", HTTP_X_FORWARDED_FOR="203.0.113.6", **lb)
+
+    assert statuses == [400] * limit
+    assert blocked.status_code == 429
+    assert (other.status_code, other["Location"]) == (302, "/dashboard")
+
+
+@pytest.mark.parametrize(
+    ("proxies", "forwarded", "expected"),
+    [
+        (0, "203.0.113.5", "10.9.9.9"),
+        (1, "", "10.9.9.9"),
+        (1, "203.0.113.5", "203.0.113.5"),
+        (1, "6.6.6.6, 203.0.113.5", "203.0.113.5"),
+        (2, "6.6.6.6, 203.0.113.5, 10.0.0.2", "203.0.113.5"),
+        (2, "203.0.113.5", "10.9.9.9"),
+        (1, "not-an-ip", "10.9.9.9"),
+        (1, "2001:db8::1", "2001:db8::1"),
+    ],
+)
+def test_client_ip_takes_the_entry_the_first_trusted_proxy_wrote(
+    rf, settings, proxies, forwarded, expected
+):
+    from clawwits.clientip import client_ip
+
+    settings.TRUSTED_PROXIES = proxies
+    request = rf.get("/login", REMOTE_ADDR="10.9.9.9", HTTP_X_FORWARDED_FOR=forwarded)
+
+    assert client_ip(request) == expected
+
+
 def test_signup_is_rate_limited_per_client_ip(frozen_ratelimit_clock):
     limit = _auth_limit()
     client = Client()

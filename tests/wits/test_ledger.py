@@ -177,6 +177,17 @@ def test_reserve_expiry_follows_ttl(make_user):
     assert timedelta(seconds=90) <= res.expires_at - before <= timedelta(seconds=91)
 
 
+@pytest.mark.parametrize("ttl", [timedelta(0), timedelta(seconds=-1)])
+def test_reserve_with_a_ttl_that_is_not_positive_is_refused_and_changes_nothing(make_user, ttl):
+    user = make_user(wits=100)
+    before = snapshot(user.id)
+
+    with pytest.raises(ledger.LedgerError, match="ttl must be positive"):
+        ledger.reserve(user_id=user.id, request_id="r-ttl", amount=10, ttl=ttl)
+
+    assert snapshot(user.id) == before
+
+
 def test_reserve_of_everything_available_is_granted(make_user):
     user = make_user(wits=100)
 
