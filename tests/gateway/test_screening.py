@@ -10,11 +10,13 @@ import json
 import random
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway import screening
 from gateway.screening import ALLOWED, Verdict
@@ -119,6 +121,101 @@ def test_normalize_folds_a_long_mostly_ascii_text_like_a_short_one() -> None:
     assert screening.normalize(text) == " ".join(
         [screening.normalize(piece)] * 400 + [screening.normalize("Ｉｇｎｏｒｅ ｔｈｉｓ")]
     )
+
+
+_VIETNAMESE = (
+    "aăâbcdđeêghiklmnoôơpqrstuưvxy"
+    "àáảãạằắẳẵặầấẩẫậèéẻẽẹềếểễệìíỉĩịòóỏõọồốổỗộờớởỡợùúủũụừứửữựỳýỷỹỵ"
+    "ÀÁẢÃẠĂẰẮẲẴẶÂẦẤẨẪẬĐÈÉẺẼẸÊỀẾỂỄỆÌÍỈĨỊÒÓỎÕỌÔỒỐỔỖỘƠỜỚỞỠỢÙÚỦŨỤƯỪỨỬỮỰỲÝỶỸỴ"
+)
+# Characters the fast path must fold exactly like the reference: invisible ones, lookalikes,
+# styled and enclosed letters, emoji, marks that NFKD reorders (U+0345 folds to "i", a Hebrew
+# point to a space), ligatures, letters of other scripts, NUL, whitespace and a lone surrogate.
+_TRICKY = (
+    "\u200b\u200c\u200d\u2060\ufeff\u00ad\u202a\u202e\u180e\ufe0f\U000e0041"
+    "авсеіорѕхуΑΒΕΙΟΡΣσςιᾳᾼ\u0345\u05b0\u0591\u0301\u0308\u0323\u20d2\ufe20\u1ab0"
+    "ＩｇＮ\u3000𝐈𝖺ⓘ🇮🇬ɪᴀßẞæœþĳﬁ…½™ǅİKΩ"
+    "“”‘’—–«»😀👍🏽中文한글ไทยالعربية"
+    "\x00\t\n\r\x0b\x0c\x1c\x85\xa0\u1680\u2000\u2028\u2029\u202f\u205f\ud800"
+)
+_FOLD_TEXT = st.text(
+    alphabet=st.one_of(
+        st.characters(codec=None),
+        st.sampled_from(_VIETNAMESE),
+        st.sampled_from(_TRICKY),
+        st.sampled_from(" .,:-'\"abcxyz019"),
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=_FOLD_TEXT, padding=st.integers(min_value=0, max_value=300))
+def test_fast_fold_equals_the_reference_fold(text: str, padding: int) -> None:
+    # given a text, alone and after enough ASCII to take the reference's other branch
+    for candidate in (text, "x" * padding + text):
+        # then the fast path (character table, ASCII shortcut) folds it like the reference
+        # (a lone surrogate fails both alike: the JSON parser rejects it before screening)
+        reference = _outcome(screening._fold_reference, candidate)
+        assert _outcome(screening._fold, candidate) == reference
+        assert _outcome(screening.normalize, candidate) == (
+            (reference[0], " ".join(reference[1].split())) if reference[0] == "ok" else reference
+        )
+
+
+def _outcome(fold: Callable[[str], str], text: str) -> tuple[str, str]:
+    try:
+        return "ok", fold(text)
+    except UnicodeError as error:
+        return "error", type(error).__name__
+
+
+@settings(max_examples=500, deadline=None)
+@given(words=st.lists(st.text(alphabet=_VIETNAMESE, min_size=1, max_size=8), max_size=40))
+def test_fast_fold_equals_the_reference_fold_on_vietnamese(words: list[str]) -> None:
+    text = " ".join(words)
+
+    assert screening._fold(text) == screening._fold_reference(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ᾳ\u05b0",
+        "α\u0345\u05b0",
+        "a\u0345\u05b0b",
+        "\u0345\u05b0",
+        "ᾼ\u0591x",
+        "e\u0301\u0345\u05b0",
+    ],
+)
+def test_fold_keeps_the_order_nfkd_gives_combining_marks(text: str) -> None:
+    # NFKD puts the Hebrew point (class 10) before U+0345 (class 240, folds to "i"), so
+    # folding character by character would give "ai " where the reference gives "a i"
+    assert screening._fold(text) == screening._fold_reference(text)
+    assert screening._fold("x" * 300 + text) == screening._fold_reference("x" * 300 + text)
+
+
+def test_every_table_character_folds_like_the_reference() -> None:
+    # given every character the table holds a row for, between two ASCII letters
+    table = screening._char_table()
+    chars = [chr(cp) for cp in range(0x10000) if int(table[cp]) & 0xFF != screening._OTHER]
+
+    # then each folds through the table exactly as the reference folds it
+    assert len(chars) > 6000
+    text = "a" + "a".join(chars) + "a"
+    assert screening._fold_by_table(text) == screening._fold_reference(text)
+    for char in chars[::50]:
+        assert screening._fold(char) == screening._fold_reference(char)
+
+
+def test_every_whitespace_character_folds_to_a_plain_space() -> None:
+    spaces = [chr(cp) for cp in range(0x110000) if chr(cp).isspace()]
+
+    assert len(spaces) >= 25
+    for char in spaces:
+        assert screening._fold(char) == " ", hex(ord(char))
+        assert screening._fold("x" * 200 + char) == "x" * 200 + " ", hex(ord(char))
 
 
 # ---- curated rules on the evaluation set -----------------------------------------------------
