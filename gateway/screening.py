@@ -14,9 +14,11 @@ Guarantees:
   only scanned when they introduce a word that some rule uses, so ordinary text pays nothing.
 - A `Verdict` carries a rule id and a category, never any part of the screened text.
 - Rules are data (`RULES`: id, category, language, leads, compiled pattern, framing). A rule
-  is only tried where the words its matches need are present (checked on word sets, per 8 KB
-  chunk) and only at occurrences of its leads' first words, found by literal scans; the gates
-  never change a verdict (the tests compare against ungated matching).
+  is only tried where the words its matches need are present (checked on the text's word set),
+  and only at occurrences of its leads, found by one literal scan per lead word over the runs
+  of 2 KB chunks whose word sets hold that word; the gates never change a verdict (the tests
+  compare against ungated matching). A match is a match of the pattern on the whole text: no
+  chunk boundary cuts it short or ends it early.
 - Cost is linear in the input: every repetition in a rule is bounded, and admin regexes that
   nest unbounded repetitions are rejected by `validate_pattern`.
 - A blocklist term that cannot be compiled is skipped (and logged once per compiled blocklist)
@@ -26,11 +28,12 @@ Guarantees:
 from __future__ import annotations
 
 import codecs
+import itertools
 import logging
 import re
 import threading
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from re import _constants as sre_constants  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
@@ -359,11 +362,13 @@ def _segment(letters: str, vocabulary: frozenset[str]) -> str:
 _View = tuple[str, list[tuple[int, int]]]  # a rewritten text and the spans that changed
 
 
-def _rewrite(text: str, pattern: re.Pattern[str], replace: Callable[[str], str]) -> _View | None:
+def _rewrite(
+    text: str, matches: Iterable[re.Match[str]], replace: Callable[[str], str]
+) -> _View | None:
     pieces: list[str] = []
     changed: list[tuple[int, int]] = []
     done = length = 0
-    for match in pattern.finditer(text):
+    for match in matches:
         new = replace(match.group())
         if new == match.group():
             continue
@@ -408,17 +413,50 @@ def _despaced(text: str, words: frozenset[str]) -> _View | None:
     glued = not shape or _has_glued_letters(shaped)
     if not spaced and not glued:
         return None
-    view = _rewrite(" " + text, _SPACED_RUN, _respace) if spaced else None
+    view = None
+    if spaced:
+        # `shaped` lines up with " " + text; every run starts where it shows " x x x x" once
+        # both kinds of separator read as a space.
+        padded = " " + text
+        runs = (
+            _matches_where(_SPACED_RUN, padded, shaped.replace("_", " "), " x x x x")
+            if shape
+            else _SPACED_RUN.finditer(padded)
+        )
+        view = _rewrite(padded, runs, _respace)
     if view is not None:
         view = view[0][1:], [(max(0, lo - 1), hi - 1) for lo, hi in view[1]]
     if not glued:
         return view
-    unglued = _rewrite(text if view is None else view[0], _GLUED_RUN, _unglue)
+    target = text if view is None else view[0]
+    # " x_x" at index i of a shape is the letter at index i of its text, after a separator.
+    target_shape = shaped if view is None else " " + target.translate(_SHAPE) + " "
+    glues = (
+        _matches_where(_GLUED_RUN, target, target_shape, " x_x")
+        if shape
+        else _GLUED_RUN.finditer(target)
+    )
+    unglued = _rewrite(target, glues, _unglue)
     if unglued is None:
         return view
     if view is None:
         return unglued
     return unglued[0], [(0, len(unglued[0]))]  # both kinds at once: rare, rescan it all
+
+
+def _matches_where(
+    pattern: re.Pattern[str], text: str, shape: str, signature: str
+) -> Iterator[re.Match[str]]:
+    """`pattern.finditer(text)`, tried only where `shape` (aligned with `text`) holds
+    `signature`, which every match starts with: the same matches, without running the regex
+    engine over the whole text."""
+    done = 0
+    at = shape.find(signature)
+    while at != -1:
+        if at >= done and (match := pattern.match(text, at)) is not None:
+            yield match
+            done = match.end()
+        at = shape.find(signature, at + 1)
 
 
 def _has_glued_letters(shape: str) -> bool:
@@ -451,8 +489,8 @@ def _deleeted(text: str, words: frozenset[str]) -> _View | None:
     """The text with digits inside words read as letters ("ign0re" -> "ignore") where that
     spells a rule word."""
     targets = {}
-    for word in words:
-        if not word.isalpha() and not word.isdigit():
+    for word in itertools.filterfalse(str.isalpha, words):
+        if not word.isdigit():
             letters = word.translate(_LEET_TABLE)
             if len(letters) >= 2 and letters in _VOCABULARY:
                 targets[word] = letters
@@ -500,7 +538,9 @@ class _Head:
     # a text holding a lead ("bo qua" needs "bo" right before "qua", not just both somewhere).
     pairs: frozenset[tuple[str, str]] | None
     offsets: tuple[int, ...]  # where the word sits in the leads ("<|im_start|>": 2)
-    follows: str  # regex for the rest of the leads, after the word (with lookbehinds)
+    # Per lead: a lookbehind that holds at the end of the word (the lead's punctuation prefix
+    # and the word, or a word start) and the literal rest of the lead after the word.
+    rests: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -542,14 +582,13 @@ class Rule:
             groups.setdefault(word.group(), []).append(lead)
         heads = []
         for word, leads in groups.items():
-            alternatives = []
+            rests = []
             for lead in leads:
                 at = lead.index(word)
-                prefix, rest = re.escape(lead[:at] + word), re.escape(lead[at + len(word) :])
+                prefix = re.escape(lead[:at] + word)
                 # A lead starts a word, or sits right after its own punctuation prefix.
                 behind = f"(?<={prefix})" if at else f"(?<![a-z0-9]{prefix})"
-                alternatives.append(behind + rest)
-            alternatives.sort(key=len, reverse=True)
+                rests.append((behind, lead[at + len(word) :]))
             heads.append(
                 _Head(
                     word=word,
@@ -557,7 +596,7 @@ class Rule:
                     gate=frozenset.intersection(*map(_words_of, leads)),
                     pairs=_first_pairs(leads),
                     offsets=tuple(sorted({lead.index(word) for lead in leads})),
-                    follows="(?:" + "|".join(alternatives) + ")",
+                    rests=tuple(rests),
                 )
             )
         object.__setattr__(self, "heads", tuple(heads))
@@ -1955,8 +1994,9 @@ _NEEDS_REACH = 160  # characters `needs_before` may reach back
 _LONGEST = 600  # no rule's match (before `needs_before`) is longer than this
 
 
-_CHUNK = 8192  # rules are gated per chunk of this many characters...
-_OVERLAP = _LONGEST + _NEEDS_REACH  # ...overlapping by more than any match with its context
+_CHUNK = 2048  # lead words are looked for per chunk of about this many characters
+_MAX_OFFSET = max(head.offsets[-1] for rule in RULES for head in rule.heads)
+_MAX_LEAD = max(len(lead) for rule in RULES for lead in rule.leads)
 
 
 def _match_rules(
@@ -1966,100 +2006,103 @@ def _match_rules(
     prefilter: bool = True,
     spelling: frozenset[str] | None = None,
 ) -> tuple[Rule | None, frozenset[str]]:
-    """A rule with a match that starts inside one of `spans` (or None), and the spans' words.
+    """A rule with a match that starts inside one of `spans` (stretched by `_LONGEST`), or
+    None, and the words around the spans.
 
-    With `prefilter=False` nothing is gated and every rule's full pattern is searched; the
-    verdict must be the same (that is what the gates and scans promise), tests check it.
+    A rule matches at a start where its pattern matches the whole text from there (no chunk
+    boundary cuts a match short) and `_allows` it. With `prefilter=False` nothing is gated and
+    every rule's pattern is searched; the verdict is the same (that is what the gates and scans
+    promise), tests check it.
     """
-    chunks = _chunks(len(text), spans)
+    regions = _regions(len(text), spans)
+    whole = regions == [(0, len(text))]
+    chunks = [chunk for lo, hi in regions for chunk in _chunked(text, lo, hi)]
     chunk_tokens = [_tokens(text[lo:hi]) for lo, hi in chunks]
     chunk_words = [frozenset(tokens) for tokens in chunk_tokens]
-    words = frozenset().union(*chunk_words)
+    # In a text of one chunk, a lead's first two words must also be adjacent (cheap there,
+    # costly across a long text; it only changes which rule is named when several match).
+    adjacent = (
+        frozenset(zip(chunk_tokens[0], chunk_tokens[0][1:], strict=False))
+        if whole and len(chunks) == 1
+        else None
+    )
+    if whole:
+        words = frozenset().union(*chunk_words)
+    else:
+        # The words a match starting in a region may need: its lead and body after the start,
+        # its `needs_before` context before it.
+        words = frozenset().union(
+            *(
+                _tokens(text[max(0, lo - _NEEDS_REACH) : min(len(text), hi + _LONGEST)])
+                for lo, hi in regions
+            )
+        )
     if not prefilter:
         for rule in RULES:
-            for lo, hi in chunks:
+            for lo, hi in regions:
                 pos = lo
-                while (match := rule.pattern.search(text, pos, hi)) is not None:
-                    if _allows(rule, text, match.start(), hi):
+                while (match := rule.pattern.search(text, pos)) is not None and match.start() < hi:
+                    if _allows(rule, text, match.start()):
                         return rule, words
                     pos = match.start() + 1
         return None, words
-    candidates = [
-        rule
-        for rule in RULES
-        if rule.possible(words) and (spelling is None or not spelling.isdisjoint(rule.vocabulary))
-    ]
-    if not candidates:
-        return None, words
-    several = len(chunks) > 1
-    for (lo, hi), tokens, present in zip(chunks, chunk_tokens, chunk_words, strict=True):
-        # One scan per lead word, shared by every rule with leads starting with it; words are
-        # scanned in the order rules first need them, so earlier rules tend to be named.
-        members: dict[str, list[tuple[Rule, tuple[int, ...]]]] = {}
-        adjacent: set[tuple[str, str]] | None = None
-        for rule in candidates:
-            if several and not rule.possible(present):
-                continue
-            for head in rule.heads:
-                if not head.gate <= present:
-                    continue
-                if head.pairs is not None:
-                    if adjacent is None:
-                        adjacent = set(zip(tokens, tokens[1:], strict=False))
-                    if head.pairs.isdisjoint(adjacent):
-                        continue
+    # One scan per lead word, shared by every rule with leads starting with it; words are
+    # scanned in the order rules first need them, so earlier rules tend to be named.
+    members: dict[str, list[tuple[Rule, tuple[int, ...]]]] = {}
+    for rule in RULES:
+        if not rule.possible(words):
+            continue
+        if spelling is not None and spelling.isdisjoint(rule.vocabulary):
+            continue
+        for head in rule.heads:
+            if head.gate <= words and (
+                adjacent is None or head.pairs is None or not head.pairs.isdisjoint(adjacent)
+            ):
                 members.setdefault(head.word, []).append((rule, head.offsets))
-        for word, rules in members.items():
-            scanner = _SCANNERS[word]
-            pos = lo
-            while (match := scanner.search(text, pos, hi)) is not None:
+    if not members:
+        return None, words
+    # Where each word is: the chunks whose words hold it, merged into runs of chunks.
+    where: dict[str, list[int]] = {}
+    for index, present in enumerate(chunk_words):
+        for word in present & members.keys():
+            where.setdefault(word, []).append(index)
+    for word, rules in members.items():
+        found = where.get(word)
+        if found is None:
+            continue
+        leads, bodies = _SCANNERS[word]
+        for first, last in _runs(found):
+            lo, hi = chunks[first][0], chunks[last][1]
+            # A lead whose word starts before `hi` ends before `hi + _MAX_LEAD`.
+            for match in leads.finditer(text, lo, min(len(text), hi + _MAX_LEAD)):
                 at = match.start()
+                if at >= hi:
+                    break
+                # For a frequent word, one pattern for every rule with a lead on it, bodies
+                # included: most occurrences of its leads fail here at once.
+                if bodies is not None and bodies.match(text, at) is None:
+                    continue
                 for rule, offsets in rules:
                     for offset in offsets:
-                        if at >= offset and _allows(rule, text, at - offset, hi):
+                        start = at - offset
+                        if (
+                            start >= 0
+                            and (whole or _inside(regions, start))
+                            and _allows(rule, text, start)
+                        ):
                             return rule, words
-                pos = at + 1
     return None, words
 
 
-def _allows(rule: Rule, text: str, start: int, end: int) -> bool:
+def _allows(rule: Rule, text: str, start: int) -> bool:
     """Whether the rule matches at `start` (a word start) and its framing allows it."""
     if start and text[start].isalnum() and text[start - 1].isalnum():
         return False
-    return rule.pattern.match(text, start, end) is not None and _framing_allows(rule, text, start)
+    return rule.pattern.match(text, start) is not None and _framing_allows(rule, text, start)
 
 
-# Lead words so frequent in ordinary text that their scans carry the rule bodies, so the regex
-# engine rejects most occurrences itself; rarer words scan for the bare leads.
-_FREQUENT = frozenset(
-    _words(
-        "a|about|above|act|all|an|any|are|as|be|before|ban|bo|cho|che|chi|co|do|don|end|every|"
-        "for|free|from|go|gui|has|have|hay|i|in|is|it|la|lo|moi|new|no|not|note|of|on|only|our|"
-        "real|system|the|that|this|to|tra|true|tu|user|what|which|who|with|without|you|your"
-    )
-)
-
-
-def _scanners(rules: Iterable[Rule]) -> dict[str, re.Pattern[str]]:
-    """Per lead word: a pattern that starts with the word as a literal (the regex engine then
-    scans for it as fast as str.find; an alternation would be tried at every position)."""
-    parts: dict[str, list[str]] = {}
-    for rule in rules:
-        for head in rule.heads:
-            body = f"{_BODY_MARK}(?:{rule.body})" if head.word in _FREQUENT else ""
-            parts.setdefault(head.word, []).append(head.follows + body)
-    return {
-        word: re.compile(re.escape(word) + "(?:" + "|".join(alts) + ")")
-        for word, alts in parts.items()
-    }
-
-
-_SCANNERS = _scanners(RULES)
-
-
-def _chunks(length: int, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Overlapping chunks covering the spans (merged, and stretched to hold a match starting
-    in them); every such match, with its context, lies entirely within one chunk."""
+def _regions(length: int, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Where matches may start: the spans, each stretched by `_LONGEST`, merged."""
     merged: list[tuple[int, int]] = []
     for lo, hi in sorted(spans):
         lo, hi = max(0, lo), min(length, hi + _LONGEST)
@@ -2067,15 +2110,102 @@ def _chunks(length: int, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
         else:
             merged.append((lo, hi))
-    chunks: list[tuple[int, int]] = []
-    for lo, hi in merged:
-        start = lo
-        while True:
-            chunks.append((start, min(hi, start + _CHUNK)))
-            if start + _CHUNK >= hi:
-                break
-            start += _CHUNK - _OVERLAP
+    return merged
+
+
+def _inside(regions: list[tuple[int, int]], at: int) -> bool:
+    return any(lo <= at < hi for lo, hi in regions)
+
+
+def _chunked(text: str, lo: int, hi: int) -> list[tuple[int, int]]:
+    """Consecutive chunks from `lo` that cover every lead word of a match starting before `hi`
+    (a word sits at most `_MAX_OFFSET` characters into its lead). Chunks end just after a
+    space, so no word is cut in two and each word's chunk names it."""
+    chunks = []
+    end = min(len(text), hi + _MAX_OFFSET)
+    while lo < end:
+        cut = text.find(" ", min(lo + _CHUNK, end)) + 1 or len(text)
+        chunks.append((lo, cut))
+        lo = cut
     return chunks
+
+
+def _runs(indexes: list[int]) -> list[tuple[int, int]]:
+    """Runs of consecutive indexes, as (first, last): one scan covers a run of chunks."""
+    runs = []
+    first = last = indexes[0]
+    for index in indexes[1:]:
+        if index != last + 1:
+            runs.append((first, last))
+            first = index
+        last = index
+    runs.append((first, last))
+    return runs
+
+
+def _factored(alternatives: list[tuple[str, str]]) -> str:
+    """A regex for any literal + pattern of (literal, pattern) pairs, with literals that share
+    a first character behind one test of it (the regex engine skips an alternative that starts
+    with a literal after one comparison)."""
+    by_first: dict[str, list[tuple[str, str]]] = {}
+    tails: list[str] = []
+    for literal, pattern in alternatives:
+        if literal:
+            by_first.setdefault(literal[0], []).append((literal[1:], pattern))
+        elif pattern not in tails:
+            tails.append(pattern)
+    parts = [re.escape(first) + _factored(group) for first, group in by_first.items()] + tails
+    return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
+
+
+def _scanners(rules: Iterable[Rule]) -> dict[str, tuple[re.Pattern[str], re.Pattern[str] | None]]:
+    """Per lead word: a pattern for its leads and, for words in `_FREQUENT`, one for its leads
+    followed by their rules' bodies.
+
+    Both start with the word as a literal (the regex engine then scans for it as fast as
+    str.find; an alternation would be tried at every position) and consume only the word (the
+    next occurrence may start inside this lead).
+    """
+    leads: dict[str, dict[str, list[tuple[str, str]]]] = {}
+    bodies: dict[str, list[str]] = {}
+    for rule in rules:
+        for head in rule.heads:
+            groups: dict[str, list[tuple[str, str]]] = {}
+            for behind, rest in head.rests:
+                leads.setdefault(head.word, {}).setdefault(behind, []).append((rest, ""))
+                groups.setdefault(behind, []).append((rest, ""))
+            if head.word in _FREQUENT:
+                bodies.setdefault(head.word, []).append(
+                    f"(?:{_lead_alternatives(groups)})(?:{rule.body})"
+                )
+
+    def compiled(word: str, alternatives: str) -> re.Pattern[str]:
+        return re.compile(re.escape(word) + "(?=" + alternatives + ")")
+
+    return {
+        word: (
+            compiled(word, _lead_alternatives(groups)),
+            compiled(word, "|".join(bodies[word])) if word in bodies else None,
+        )
+        for word, groups in leads.items()
+    }
+
+
+def _lead_alternatives(groups: dict[str, list[tuple[str, str]]]) -> str:
+    """The rests of leads after their word, each lookbehind tested once."""
+    return "|".join(behind + _factored(items) for behind, items in groups.items())
+
+
+# Lead words so frequent in ordinary text that most of their leads' occurrences fail their
+# rules' bodies: a pattern with the bodies rejects those in the regex engine, at once.
+_FREQUENT = frozenset(
+    _words(
+        "a|about|above|act|all|an|any|are|as|be|before|ban|bo|cho|che|chi|co|do|don|end|every|"
+        "for|free|from|go|gui|has|have|hay|i|in|is|it|la|lo|moi|new|no|not|note|of|on|only|our|"
+        "real|system|the|that|this|to|tra|true|tu|user|what|which|who|with|without|you|your"
+    )
+)
+_SCANNERS = _scanners(RULES)
 
 
 def _framing_allows(rule: Rule, text: str, start: int) -> bool:

@@ -402,6 +402,22 @@ def test_blocks_an_injection_around_a_chunk_boundary(offset: int) -> None:
     assert screening.screen([text]).blocked
 
 
+def test_a_chunk_boundary_never_ends_a_match_early() -> None:
+    # given "ignore previously", which the bare rule ("Ignore previous.") must not take, at
+    # every alignment around where texts used to be cut (8 KB) and where they are cut now
+    document = screening.normalize(_benign_document(3 * 8192))
+    phrase = " we ignore previously reported numbers "
+    ends = [8192, screening._CHUNK, 2 * screening._CHUNK]
+    texts = [
+        document[:at] + phrase + document[at:]
+        for end in ends
+        for at in range(end - len(" we ignore previous") - 3, end - len(" we ignore") + 1)
+    ]
+
+    # then none is blocked: a pattern always sees the text after its match
+    assert [screening.screen([text]) for text in texts] == [ALLOWED] * len(texts)
+
+
 def test_word_gates_never_change_a_verdict() -> None:
     # given every row, and long random mixtures of rows (several chunks each)
     rng = random.Random(7)
