@@ -539,8 +539,10 @@ class _Head:
     pairs: frozenset[tuple[str, str]] | None
     offsets: tuple[int, ...]  # where the word sits in the leads ("<|im_start|>": 2)
     # Per lead: a lookbehind that holds at the end of the word (the lead's punctuation prefix
-    # and the word, or a word start) and the literal rest of the lead after the word.
+    # and the word, or a word start) and the literal rest of the lead after the word; and where
+    # the word sits in it.
     rests: tuple[tuple[str, str], ...]
+    lead_offsets: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -597,6 +599,7 @@ class Rule:
                     pairs=_first_pairs(leads),
                     offsets=tuple(sorted({lead.index(word) for lead in leads})),
                     rests=tuple(rests),
+                    lead_offsets=tuple(lead.index(word) for lead in leads),
                 )
             )
         object.__setattr__(self, "heads", tuple(heads))
@@ -2048,8 +2051,8 @@ def _match_rules(
         return None, words
     # One scan per lead word, shared by every rule with leads starting with it; words are
     # scanned in the order rules first need them, so earlier rules tend to be named.
-    members: dict[str, list[tuple[Rule, tuple[int, ...]]]] = {}
-    for rule in RULES:
+    members: dict[str, set[int]] = {}
+    for index, rule in enumerate(RULES):
         if not rule.possible(words):
             continue
         if spelling is not None and spelling.isdisjoint(rule.vocabulary):
@@ -2058,7 +2061,7 @@ def _match_rules(
             if head.gate <= words and (
                 adjacent is None or head.pairs is None or not head.pairs.isdisjoint(adjacent)
             ):
-                members.setdefault(head.word, []).append((rule, head.offsets))
+                members.setdefault(head.word, set()).add(index)
     if not members:
         return None, words
     # Where each word is: the chunks whose words hold it, merged into runs of chunks.
@@ -2066,31 +2069,35 @@ def _match_rules(
     for index, present in enumerate(chunk_words):
         for word in present & members.keys():
             where.setdefault(word, []).append(index)
-    for word, rules in members.items():
+    for word, allowed in members.items():
         found = where.get(word)
         if found is None:
             continue
-        leads, bodies = _SCANNERS[word]
+        scanner = _SCANNERS[word]
         for first, last in _runs(found):
             lo, hi = chunks[first][0], chunks[last][1]
             # A lead whose word starts before `hi` ends before `hi + _MAX_LEAD`.
-            for match in leads.finditer(text, lo, min(len(text), hi + _MAX_LEAD)):
+            for match in scanner.leads.finditer(text, lo, min(len(text), hi + _MAX_LEAD)):
                 at = match.start()
                 if at >= hi:
                     break
-                # For a frequent word, one pattern for every rule with a lead on it, bodies
-                # included: most occurrences of its leads fail here at once.
-                if bodies is not None and bodies.match(text, at) is None:
+                # One match marks the rules (and offsets) whose lead is here and whose body
+                # matches after it: most occurrences of leads fail here, in the regex engine.
+                marked = scanner.check.match(text, at)
+                if marked is None or marked.lastindex is None:
                     continue
-                for rule, offsets in rules:
-                    for offset in offsets:
-                        start = at - offset
-                        if (
-                            start >= 0
-                            and (whole or _inside(regions, start))
-                            and _allows(rule, text, start)
-                        ):
-                            return rule, words
+                for (index, rule, offset), mark in zip(
+                    scanner.entries, marked.groups(), strict=True
+                ):
+                    if mark is None or index not in allowed:
+                        continue
+                    start = at - offset
+                    if (
+                        start >= 0
+                        and (whole or _inside(regions, start))
+                        and _allows(rule, text, start)
+                    ):
+                        return rule, words
     return None, words
 
 
@@ -2158,36 +2165,58 @@ def _factored(alternatives: list[tuple[str, str]]) -> str:
     return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
 
 
-def _scanners(rules: Iterable[Rule]) -> dict[str, tuple[re.Pattern[str], re.Pattern[str] | None]]:
-    """Per lead word: a pattern for its leads and, for words in `_FREQUENT`, one for its leads
-    followed by their rules' bodies.
+@dataclass(frozen=True)
+class _Scanner:
+    """How the leads on one word are found and checked.
 
-    Both start with the word as a literal (the regex engine then scans for it as fast as
-    str.find; an alternation would be tried at every position) and consume only the word (the
-    next occurrence may start inside this lead).
+    `leads` starts with the word as a literal (the regex engine then scans for it as fast as
+    str.find; an alternation would be tried at every position) and consumes only the word (the
+    next occurrence may start inside this lead). At an occurrence, `check` (compiled on first
+    use: `marks` is its source) sets its group i where a lead of `entries[i]` (rule index, rule,
+    offset of the word in the lead) is there and that rule's body matches after it.
     """
-    leads: dict[str, dict[str, list[tuple[str, str]]]] = {}
-    bodies: dict[str, list[str]] = {}
-    for rule in rules:
+
+    leads: re.Pattern[str]
+    marks: str
+    entries: tuple[tuple[int, Rule, int], ...]
+
+    @property
+    def check(self) -> re.Pattern[str]:
+        compiled = _CHECKS.get(self.marks)
+        if compiled is None:
+            compiled = _CHECKS[self.marks] = re.compile(self.marks)
+        return compiled
+
+
+# Compiled `_Scanner.check` patterns: compiling them all would take half a second at import,
+# and a text needs those of the words it holds.
+_CHECKS: dict[str, re.Pattern[str]] = {}
+
+
+def _scanners(rules: Iterable[Rule]) -> dict[str, _Scanner]:
+    """The scanner of every lead word."""
+    groups: dict[str, dict[str, list[tuple[str, str]]]] = {}
+    marks: dict[str, list[str]] = {}
+    entries: dict[str, list[tuple[int, Rule, int]]] = {}
+    for index, rule in enumerate(rules):
         for head in rule.heads:
-            groups: dict[str, list[tuple[str, str]]] = {}
-            for behind, rest in head.rests:
-                leads.setdefault(head.word, {}).setdefault(behind, []).append((rest, ""))
-                groups.setdefault(behind, []).append((rest, ""))
-            if head.word in _FREQUENT:
-                bodies.setdefault(head.word, []).append(
-                    f"(?:{_lead_alternatives(groups)})(?:{rule.body})"
+            word = head.word
+            by_offset: dict[int, dict[str, list[tuple[str, str]]]] = {}
+            for (behind, rest), offset in zip(head.rests, head.lead_offsets, strict=True):
+                groups.setdefault(word, {}).setdefault(behind, []).append((rest, ""))
+                by_offset.setdefault(offset, {}).setdefault(behind, []).append((rest, ""))
+            for offset in sorted(by_offset):
+                marks.setdefault(word, []).append(
+                    f"(?:(?=(?:{_lead_alternatives(by_offset[offset])})(?:{rule.body}))())?"
                 )
-
-    def compiled(word: str, alternatives: str) -> re.Pattern[str]:
-        return re.compile(re.escape(word) + "(?=" + alternatives + ")")
-
+                entries.setdefault(word, []).append((index, rule, offset))
     return {
-        word: (
-            compiled(word, _lead_alternatives(groups)),
-            compiled(word, "|".join(bodies[word])) if word in bodies else None,
+        word: _Scanner(
+            leads=re.compile(re.escape(word) + "(?=" + _lead_alternatives(groups[word]) + ")"),
+            marks=re.escape(word) + "".join(marks[word]),
+            entries=tuple(entries[word]),
         )
-        for word, groups in leads.items()
+        for word in groups
     }
 
 
@@ -2196,15 +2225,6 @@ def _lead_alternatives(groups: dict[str, list[tuple[str, str]]]) -> str:
     return "|".join(behind + _factored(items) for behind, items in groups.items())
 
 
-# Lead words so frequent in ordinary text that most of their leads' occurrences fail their
-# rules' bodies: a pattern with the bodies rejects those in the regex engine, at once.
-_FREQUENT = frozenset(
-    _words(
-        "a|about|above|act|all|an|any|are|as|be|before|ban|bo|cho|che|chi|co|do|don|end|every|"
-        "for|free|from|go|gui|has|have|hay|i|in|is|it|la|lo|moi|new|no|not|note|of|on|only|our|"
-        "real|system|the|that|this|to|tra|true|tu|user|what|which|who|with|without|you|your"
-    )
-)
 _SCANNERS = _scanners(RULES)
 
 
