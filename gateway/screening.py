@@ -28,6 +28,7 @@ Guarantees:
 from __future__ import annotations
 
 import codecs
+import functools
 import itertools
 import logging
 import re
@@ -524,6 +525,211 @@ def _deleeted(text: str, words: frozenset[str]) -> _View | None:
 
 
 # --------------------------------------------------------------------------------------------
+# Regex layout
+# --------------------------------------------------------------------------------------------
+
+_Items = list[tuple[object, object]]  # a parsed regex: (opcode, argument) pairs, as sre has them
+
+_ANY_CHAR: _Items = [
+    (
+        sre_constants.IN,
+        [
+            (sre_constants.CATEGORY, sre_constants.CATEGORY_WORD),
+            (sre_constants.CATEGORY, sre_constants.CATEGORY_NOT_WORD),
+        ],
+    )
+]
+_WORD_CHAR: _Items = [(sre_constants.IN, [(sre_constants.CATEGORY, sre_constants.CATEGORY_WORD)])]
+_WORD = re.compile(r"\w")
+_SPREAD_BUDGET = 4000  # characters a spread group may add to a pattern
+
+
+def _optimized(source: str) -> str:
+    """A regex that matches exactly where `source` matches, with the same spans, laid out so
+    that the regex engine rejects a position sooner.
+
+    Python's regex engine tries the alternatives of a group one by one; it skips one that
+    starts with a literal after a single comparison, and a search skips positions whose
+    character starts no alternative only if every top-level alternative starts with a
+    literal. So: a word boundary before a literal becomes a lookbehind after it; a group of
+    alternatives that each start with a literal, at the start of an alternative, is spread
+    into its parent; and alternatives that all start with literals are grouped by their first
+    character (in their order within a group: the alternatives of two groups cannot both
+    match at one position, so the engine picks the same one). Lookbehinds are left as they
+    are. The tests compare every optimised pattern with its source on many texts.
+    """
+    return _unparse(_laid_out(list(sre_parse.parse(source))))
+
+
+def _laid_out(items: _Items) -> _Items:
+    items = [_laid_out_item(op, arg) for op, arg in items]
+    return _boundary_after_literal(items)
+
+
+def _laid_out_item(op: object, arg: object) -> tuple[object, object]:
+    if op is sre_constants.BRANCH:
+        alternatives = []
+        for alternative in arg[1]:  # type: ignore[index]
+            alternative = _laid_out(list(alternative))
+            head = alternative[0] if alternative else None
+            if (
+                head is not None
+                and head[0] is sre_constants.BRANCH
+                and all(_first_literal(inner) is not None for inner in head[1][1])  # type: ignore[index]
+                and len(head[1][1]) * len(_unparse(alternative[1:])) <= _SPREAD_BUDGET  # type: ignore[index]
+            ):
+                alternatives += [list(inner) + alternative[1:] for inner in head[1][1]]  # type: ignore[index]
+            else:
+                alternatives.append(alternative)
+        return op, (None, _grouped(alternatives))
+    if op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, sre_constants.POSSESSIVE_REPEAT):
+        low, high, item = arg  # type: ignore[misc]
+        return op, (low, high, _laid_out(list(item)))
+    if op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
+        direction, item = arg  # type: ignore[misc]
+        return op, (direction, item if direction < 0 else _laid_out(list(item)))
+    if op is sre_constants.ATOMIC_GROUP:
+        return op, _laid_out(list(arg))  # type: ignore[arg-type]
+    if op is sre_constants.SUBPATTERN:
+        raise ValueError("capturing groups are not laid out (their numbers would move)")
+    return op, arg
+
+
+def _first_literal(items: Iterable[tuple[object, object]]) -> object | None:
+    items = list(items)
+    return items[0][1] if items and items[0][0] is sre_constants.LITERAL else None
+
+
+def _grouped(alternatives: list[_Items]) -> list[_Items]:
+    """Alternatives that all start with literals, grouped by their first character."""
+    if not all(_first_literal(alternative) is not None for alternative in alternatives):
+        return alternatives
+    groups: dict[object, list[_Items]] = {}
+    for alternative in alternatives:
+        groups.setdefault(alternative[0][1], []).append(alternative[1:])
+    grouped = []
+    for char, rests in groups.items():
+        if len(rests) == 1:
+            grouped.append([(sre_constants.LITERAL, char), *rests[0]])
+        else:
+            branch = (sre_constants.BRANCH, (None, _grouped(rests)))
+            grouped.append([(sre_constants.LITERAL, char), branch])
+    return grouped
+
+
+def _boundary_after_literal(items: _Items) -> _Items:
+    r"""`\bx` as `x(?<!\w.)` (x a word character) or `x(?<=\w.)`; `\b(?:x|y)` likewise in
+    each alternative, where each starts with a literal."""
+    if len(items) < 2 or items[0] != (sre_constants.AT, sre_constants.AT_BOUNDARY):
+        return items
+    op, arg = items[1]
+    if op is sre_constants.LITERAL:
+        word = _WORD.match(chr(arg)) is not None  # type: ignore[arg-type]
+        look = sre_constants.ASSERT_NOT if word else sre_constants.ASSERT
+        return [items[1], (look, (-1, _WORD_CHAR + _ANY_CHAR)), *items[2:]]
+    if op is sre_constants.BRANCH:
+        alternatives = [
+            _boundary_after_literal([items[0], *alternative])
+            for alternative in arg[1]  # type: ignore[index]
+        ]
+        if all(_first_literal(alternative) is not None for alternative in alternatives):
+            return [(sre_constants.BRANCH, (None, _grouped(alternatives))), *items[2:]]
+    return items
+
+
+_AT_SOURCE = {
+    sre_constants.AT_BEGINNING: "^",
+    sre_constants.AT_END: "$",
+    sre_constants.AT_BOUNDARY: r"\b",
+    sre_constants.AT_NON_BOUNDARY: r"\B",
+    sre_constants.AT_BEGINNING_STRING: r"\A",
+    sre_constants.AT_END_STRING: r"\Z",
+}
+_CATEGORY_SOURCE = {
+    sre_constants.CATEGORY_DIGIT: r"\d",
+    sre_constants.CATEGORY_NOT_DIGIT: r"\D",
+    sre_constants.CATEGORY_SPACE: r"\s",
+    sre_constants.CATEGORY_NOT_SPACE: r"\S",
+    sre_constants.CATEGORY_WORD: r"\w",
+    sre_constants.CATEGORY_NOT_WORD: r"\W",
+}
+
+
+def _unparse(items: Iterable[tuple[object, object]]) -> str:
+    """Regex source for parsed items (those rules use; anything else is an error)."""
+    return "".join(_unparse_item(op, arg) for op, arg in items)
+
+
+def _unparse_item(op: object, arg: object) -> str:
+    if op is sre_constants.LITERAL:
+        return re.escape(chr(arg))  # type: ignore[arg-type]
+    if op is sre_constants.NOT_LITERAL:
+        return "[^" + _set_char(arg) + "]"  # type: ignore[arg-type]
+    if op is sre_constants.ANY:
+        return "."
+    if op is sre_constants.AT:
+        return _AT_SOURCE[arg]  # type: ignore[index]
+    if op is sre_constants.IN:
+        return "[" + "".join(_unparse_set_item(o, a) for o, a in arg) + "]"  # type: ignore[attr-defined]
+    if op is sre_constants.BRANCH:
+        return "(?:" + "|".join(_unparse(alternative) for alternative in arg[1]) + ")"  # type: ignore[index]
+    if op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, sre_constants.POSSESSIVE_REPEAT):
+        low, high, item = arg  # type: ignore[misc]
+        item = list(item)
+        body = _unparse(item)
+        if not (len(item) == 1 and item[0][0] in _ATOMS):
+            body = "(?:" + body + ")"
+        unbounded = high == sre_constants.MAXREPEAT
+        count = (
+            "*"
+            if (low, unbounded) == (0, True)
+            else "+"
+            if (low, unbounded) == (1, True)
+            else "?"
+            if (low, high) == (0, 1)
+            else f"{{{low},}}"
+            if unbounded
+            else f"{{{low}}}"
+            if low == high
+            else f"{{{low},{high}}}"
+        )
+        mode = {sre_constants.MIN_REPEAT: "?", sre_constants.POSSESSIVE_REPEAT: "+"}.get(op, "")
+        return body + count + mode
+    if op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
+        direction, item = arg  # type: ignore[misc]
+        kind = (
+            ("=" if op is sre_constants.ASSERT else "!")
+            if direction > 0
+            else ("<=" if op is sre_constants.ASSERT else "<!")
+        )
+        return "(?" + kind + _unparse(item) + ")"
+    if op is sre_constants.ATOMIC_GROUP:
+        return "(?>" + _unparse(arg) + ")"  # type: ignore[arg-type]
+    raise ValueError(f"cannot lay out regex opcode {op}")
+
+
+_ATOMS = (sre_constants.LITERAL, sre_constants.NOT_LITERAL, sre_constants.ANY, sre_constants.IN)
+
+
+def _unparse_set_item(op: object, arg: object) -> str:
+    if op is sre_constants.NEGATE:
+        return "^"
+    if op is sre_constants.LITERAL:
+        return _set_char(arg)  # type: ignore[arg-type]
+    if op is sre_constants.RANGE:
+        low, high = arg  # type: ignore[misc]
+        return _set_char(low) + "-" + _set_char(high)
+    if op is sre_constants.CATEGORY:
+        return _CATEGORY_SOURCE[arg]  # type: ignore[index]
+    raise ValueError(f"cannot lay out regex set item {op}")
+
+
+def _set_char(code: int) -> str:
+    char = chr(code)
+    return "\\" + char if char in "\\]^-[" else re.escape(char)
+
+
+# --------------------------------------------------------------------------------------------
 # Rules
 # --------------------------------------------------------------------------------------------
 
@@ -616,6 +822,28 @@ class Rule:
     @property
     def body(self) -> str:
         return self.pattern.pattern.split(_BODY_MARK, 1)[1]
+
+    # The patterns as matched: laid out by `_optimized` (same matches, found sooner), on first
+    # use. The ungated reference matches the patterns as written.
+    @functools.cached_property
+    def fast(self) -> re.Pattern[str]:
+        return re.compile(_optimized(self.pattern.pattern))
+
+    @functools.cached_property
+    def fast_body(self) -> str:
+        return _optimized(self.body)
+
+    @functools.cached_property
+    def fast_needs_before(self) -> re.Pattern[str] | None:
+        return (
+            None if self.needs_before is None else re.compile(_optimized(self.needs_before.pattern))
+        )
+
+    @functools.cached_property
+    def fast_unless_before(self) -> re.Pattern[str] | None:
+        if self.unless_before is None:
+            return None
+        return re.compile(_optimized(self.unless_before.pattern))
 
     def possible(self, words: frozenset[str]) -> bool:
         """False if the text with these words cannot contain a match."""
@@ -2045,7 +2273,7 @@ def _match_rules(
             for lo, hi in regions:
                 pos = lo
                 while (match := rule.pattern.search(text, pos)) is not None and match.start() < hi:
-                    if _allows(rule, text, match.start()):
+                    if _allows(rule, text, match.start(), fast=False):
                         return rule, words
                     pos = match.start() + 1
         return None, words
@@ -2086,7 +2314,7 @@ def _match_rules(
                 marked = scanner.check.match(text, at)
                 if marked is None or marked.lastindex is None:
                     continue
-                for (index, rule, offset), mark in zip(
+                for (index, rule, offset, _), mark in zip(
                     scanner.entries, marked.groups(), strict=True
                 ):
                     if mark is None or index not in allowed:
@@ -2101,11 +2329,13 @@ def _match_rules(
     return None, words
 
 
-def _allows(rule: Rule, text: str, start: int) -> bool:
-    """Whether the rule matches at `start` (a word start) and its framing allows it."""
+def _allows(rule: Rule, text: str, start: int, *, fast: bool = True) -> bool:
+    """Whether the rule matches at `start` (a word start) and its framing allows it (with its
+    patterns as written where `fast` is false)."""
     if start and text[start].isalnum() and text[start - 1].isalnum():
         return False
-    return rule.pattern.match(text, start) is not None and _framing_allows(rule, text, start)
+    pattern = rule.fast if fast else rule.pattern
+    return pattern.match(text, start) is not None and _framing_allows(rule, text, start, fast)
 
 
 def _regions(length: int, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -2171,33 +2401,29 @@ class _Scanner:
 
     `leads` starts with the word as a literal (the regex engine then scans for it as fast as
     str.find; an alternation would be tried at every position) and consumes only the word (the
-    next occurrence may start inside this lead). At an occurrence, `check` (compiled on first
-    use: `marks` is its source) sets its group i where a lead of `entries[i]` (rule index, rule,
-    offset of the word in the lead) is there and that rule's body matches after it.
+    next occurrence may start inside this lead). At an occurrence, `check` sets its group i
+    where a lead of `entries[i]` (rule index, rule, offset of the word in the lead, those
+    leads' rests after the word) is there and that rule's body matches after it.
     """
 
+    word: str
     leads: re.Pattern[str]
-    marks: str
-    entries: tuple[tuple[int, Rule, int], ...]
+    entries: tuple[tuple[int, Rule, int, str], ...]
 
-    @property
+    @functools.cached_property
     def check(self) -> re.Pattern[str]:
-        compiled = _CHECKS.get(self.marks)
-        if compiled is None:
-            compiled = _CHECKS[self.marks] = re.compile(self.marks)
-        return compiled
-
-
-# Compiled `_Scanner.check` patterns: compiling them all would take half a second at import,
-# and a text needs those of the words it holds.
-_CHECKS: dict[str, re.Pattern[str]] = {}
+        # Compiled on first use: all of them would add half a second to import, and a text
+        # needs those of the words it holds.
+        marks = "".join(
+            f"(?:(?=(?:{rests})(?:{rule.fast_body}))())?" for _, rule, _, rests in self.entries
+        )
+        return re.compile(re.escape(self.word) + marks)
 
 
 def _scanners(rules: Iterable[Rule]) -> dict[str, _Scanner]:
     """The scanner of every lead word."""
     groups: dict[str, dict[str, list[tuple[str, str]]]] = {}
-    marks: dict[str, list[str]] = {}
-    entries: dict[str, list[tuple[int, Rule, int]]] = {}
+    entries: dict[str, list[tuple[int, Rule, int, str]]] = {}
     for index, rule in enumerate(rules):
         for head in rule.heads:
             word = head.word
@@ -2206,14 +2432,12 @@ def _scanners(rules: Iterable[Rule]) -> dict[str, _Scanner]:
                 groups.setdefault(word, {}).setdefault(behind, []).append((rest, ""))
                 by_offset.setdefault(offset, {}).setdefault(behind, []).append((rest, ""))
             for offset in sorted(by_offset):
-                marks.setdefault(word, []).append(
-                    f"(?:(?=(?:{_lead_alternatives(by_offset[offset])})(?:{rule.body}))())?"
-                )
-                entries.setdefault(word, []).append((index, rule, offset))
+                rests = _lead_alternatives(by_offset[offset])
+                entries.setdefault(word, []).append((index, rule, offset, rests))
     return {
         word: _Scanner(
+            word=word,
             leads=re.compile(re.escape(word) + "(?=" + _lead_alternatives(groups[word]) + ")"),
-            marks=re.escape(word) + "".join(marks[word]),
             entries=tuple(entries[word]),
         )
         for word in groups
@@ -2228,15 +2452,17 @@ def _lead_alternatives(groups: dict[str, list[tuple[str, str]]]) -> str:
 _SCANNERS = _scanners(RULES)
 
 
-def _framing_allows(rule: Rule, text: str, start: int) -> bool:
-    if rule.needs_before is not None:
-        context = rule.needs_before.search(text, max(0, start - _NEEDS_REACH), start)
+def _framing_allows(rule: Rule, text: str, start: int, fast: bool = True) -> bool:
+    needs_before = rule.fast_needs_before if fast else rule.needs_before
+    if needs_before is not None:
+        context = needs_before.search(text, max(0, start - _NEEDS_REACH), start)
         if context is None:
             return False
         start = context.start()
-    if rule.unless_before is None:
+    unless_before = rule.fast_unless_before if fast else rule.unless_before
+    if unless_before is None:
         return True
-    return rule.unless_before.search(text, max(0, start - _BEFORE), start) is None
+    return unless_before.search(text, max(0, start - _BEFORE), start) is None
 
 
 def _first_rule(text: str, *, prefilter: bool = True) -> Rule | None:
