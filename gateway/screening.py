@@ -1183,6 +1183,9 @@ _EN_RULES: tuple[Rule, ...] = (
         "en.ignore_previous",
         _EN_IGNORE,
         r"(?: about| all about)?"
+        # Both ways need a noun within six words: a cheap test that spares most occurrences
+        # ("ignore whitespace") the search for a strong word within 90 characters.
+        + rf"(?=(?: [a-z0-9'&/-]+){{0,6}}? {_EN_NOUN}{_END})"
         + _alt(
             # "... your / previous / system ... instructions|rules|guidelines ..."
             rf"(?=.{{0,90}}?(?<![a-z]){_EN_STRONG}{_END}){_EN_FILL}{{0,6}}? {_EN_NOUN}{_END}",
@@ -1202,6 +1205,7 @@ _EN_RULES: tuple[Rule, ...] = (
     _rule(
         "en.ignore_previous",
         _EN_WEAK_IGNORE,
+        rf"(?=(?: [a-z0-9'&/-]+){{0,4}}? {_EN_WEAK_VERB_NOUN}{_END})"  # as above, cheap first
         rf"(?=.{{0,60}}?(?<![a-z]){_EN_WEAK_STRONG}{_END}){_EN_FILL}{{0,4}}? "
         rf"{_EN_WEAK_VERB_NOUN}{_END}" + _EN_DATA_TAIL,
         unless_before=_EN_GUARD,
