@@ -313,10 +313,15 @@ _GLUED_RUN = re.compile(r"(?<=[ \"'(])[a-z][_*-][a-z](?:[_*-][a-z])?(?![a-z0-9_*
 
 def _tokens(text: str) -> list[str]:
     """The words of a normalised text, in order (every ASCII non-alphanumeric separates)."""
+    return _token_text(text).split()
+
+
+def _token_text(text: str) -> str:
+    """The text with every character but ASCII letters and digits as a space (same length)."""
     if not text.isascii():
         # str.translate is ten times slower once a string holds any non-ASCII character.
         text = text.encode("ascii", "replace").decode("ascii")
-    return text.translate(_TOKEN_PUNCT).split()
+    return text.translate(_TOKEN_PUNCT)
 
 
 def _words_of(text: str) -> frozenset[str]:
@@ -2252,15 +2257,18 @@ def _match_rules(
     regions = _regions(len(text), spans)
     whole = regions == [(0, len(text))]
     chunks = [chunk for lo, hi in regions for chunk in _chunked(text, lo, hi)]
-    chunk_tokens = [_tokens(text[lo:hi]) for lo, hi in chunks]
+    # A chunk's words include those of the lead that starts in it and runs past its end.
+    spaced = _token_text(text)
+    chunk_tokens = [spaced[lo : hi + _MAX_LEAD].split() for lo, hi in chunks]
     chunk_words = [frozenset(tokens) for tokens in chunk_tokens]
-    # In a text of one chunk, a lead's first two words must also be adjacent (cheap there,
-    # costly across a long text; it only changes which rule is named when several match).
-    adjacent = (
-        frozenset(zip(chunk_tokens[0], chunk_tokens[0][1:], strict=False))
-        if whole and len(chunks) == 1
-        else None
-    )
+    # The first two words of leads ("bo qua"), where they are next to each other: a lead is
+    # only looked for where its first two words are ("bo" and "qua" are everywhere in
+    # Vietnamese, "bo qua" is not).
+    chunk_pairs = [
+        _LEAD_PAIRS.intersection(zip(tokens, itertools.islice(tokens, 1, None), strict=False))
+        for tokens in chunk_tokens
+    ]
+    pairs = frozenset().union(*chunk_pairs)
     if whole:
         words = frozenset().union(*chunk_words)
     else:
@@ -2284,23 +2292,28 @@ def _match_rules(
     # One scan per lead word, shared by every rule with leads starting with it; words are
     # scanned in the order rules first need them, so earlier rules tend to be named.
     members: dict[str, set[int]] = {}
-    for index, rule in enumerate(RULES):
-        if not rule.possible(words):
+    gated: dict[int, bool] = {}
+    for index, rule, word, gate, first_pairs in _HEADS:
+        if not gate <= words or (first_pairs is not None and first_pairs.isdisjoint(pairs)):
             continue
-        if spelling is not None and spelling.isdisjoint(rule.vocabulary):
-            continue
-        for head in rule.heads:
-            if head.gate <= words and (
-                adjacent is None or head.pairs is None or not head.pairs.isdisjoint(adjacent)
-            ):
-                members.setdefault(head.word, set()).add(index)
+        allowed = gated.get(index)
+        if allowed is None:
+            allowed = gated[index] = rule.possible(words) and (
+                spelling is None or not spelling.isdisjoint(rule.vocabulary)
+            )
+        if allowed:
+            members.setdefault(word, set()).add(index)
     if not members:
         return None, words
-    # Where each word is: the chunks whose words hold it, merged into runs of chunks.
+    # Where each word is: the chunks whose words hold it (next to the second word of one of
+    # its leads, where they all have two), merged into runs of chunks.
+    active = frozenset(members)
     where: dict[str, list[int]] = {}
-    for index, present in enumerate(chunk_words):
-        for word in present & members.keys():
-            where.setdefault(word, []).append(index)
+    for index, (present, adjacent) in enumerate(zip(chunk_words, chunk_pairs, strict=True)):
+        for word in present & active:
+            second = _WORD_PAIRS[word]
+            if second is None or not second.isdisjoint(adjacent):
+                where.setdefault(word, []).append(index)
     for word, allowed in members.items():
         found = where.get(word)
         if found is None:
@@ -2454,6 +2467,26 @@ def _lead_alternatives(groups: dict[str, list[tuple[str, str]]]) -> str:
 
 
 _SCANNERS = _scanners(RULES)
+_LEAD_PAIRS = frozenset(pair for rule in RULES for head in rule.heads for pair in head.pairs or ())
+# Every head of every rule, in rule order: (rule index, rule, word, gate, first two words).
+_HEADS = tuple(
+    (index, rule, head.word, head.gate, head.pairs)
+    for index, rule in enumerate(RULES)
+    for head in rule.heads
+)
+
+
+def _word_pairs(rules: Iterable[Rule]) -> dict[str, frozenset[tuple[str, str]] | None]:
+    """Per lead word: the first two words of its leads, or None if a lead has one word."""
+    pairs: dict[str, frozenset[tuple[str, str]] | None] = {}
+    for rule in rules:
+        for head in rule.heads:
+            seen = pairs.get(head.word, frozenset())
+            pairs[head.word] = None if seen is None or head.pairs is None else seen | head.pairs
+    return pairs
+
+
+_WORD_PAIRS = _word_pairs(RULES)
 
 
 def _framing_allows(rule: Rule, text: str, start: int, fast: bool = True) -> bool:
