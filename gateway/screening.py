@@ -2257,29 +2257,18 @@ def _match_rules(
     regions = _regions(len(text), spans)
     whole = regions == [(0, len(text))]
     chunks = [chunk for lo, hi in regions for chunk in _chunked(text, lo, hi)]
-    # A chunk's words include those of the lead that starts in it and runs past its end.
-    spaced = _token_text(text)
-    chunk_tokens = [spaced[lo : hi + _MAX_LEAD].split() for lo, hi in chunks]
-    chunk_words = [frozenset(tokens) for tokens in chunk_tokens]
-    # The first two words of leads ("bo qua"), where they are next to each other: a lead is
-    # only looked for where its first two words are ("bo" and "qua" are everywhere in
-    # Vietnamese, "bo qua" is not).
-    chunk_pairs = [
-        _LEAD_PAIRS.intersection(zip(tokens, itertools.islice(tokens, 1, None), strict=False))
-        for tokens in chunk_tokens
-    ]
-    pairs = frozenset().union(*chunk_pairs)
     if whole:
-        words = frozenset().union(*chunk_words)
+        chunk_words, chunk_pairs = _chunk_words(_token_text(text), chunks)
+        words, pairs = frozenset().union(*chunk_words), frozenset().union(*chunk_pairs)
     else:
         # The words a match starting in a region may need: its lead and body after the start,
-        # its `needs_before` context before it.
-        words = frozenset().union(
-            *(
-                _tokens(text[max(0, lo - _NEEDS_REACH) : min(len(text), hi + _LONGEST)])
-                for lo, hi in regions
-            )
-        )
+        # its `needs_before` context before it. The chunks' words wait until a rule is left.
+        around = [
+            _tokens(text[max(0, lo - _NEEDS_REACH) : min(len(text), hi + _LONGEST)])
+            for lo, hi in regions
+        ]
+        words = frozenset(itertools.chain.from_iterable(around))
+        pairs = frozenset().union(*map(_lead_pairs, around))
     if not prefilter:
         for rule in RULES:
             for lo, hi in regions:
@@ -2305,6 +2294,8 @@ def _match_rules(
             members.setdefault(word, set()).add(index)
     if not members:
         return None, words
+    if not whole:
+        chunk_words, chunk_pairs = _chunk_words(_token_text(text), chunks)
     # Where each word is: the chunks whose words hold it (next to the second word of one of
     # its leads, where they all have two), merged into runs of chunks.
     active = frozenset(members)
@@ -2344,6 +2335,22 @@ def _match_rules(
                     ):
                         return rule, words
     return None, words
+
+
+def _chunk_words(
+    spaced: str, chunks: list[tuple[int, int]]
+) -> tuple[list[frozenset[str]], list[frozenset[tuple[str, str]]]]:
+    """Per chunk of a text (as `_token_text` gives it): its words, those of the lead that
+    starts in it and runs past its end included; and the first two words of leads ("bo qua")
+    found next to each other there. A lead is only looked for where its first two words are
+    ("bo" and "qua" are everywhere in Vietnamese, "bo qua" is not)."""
+    tokens = [spaced[lo : hi + _MAX_LEAD].split() for lo, hi in chunks]
+    return [frozenset(words) for words in tokens], list(map(_lead_pairs, tokens))
+
+
+def _lead_pairs(tokens: list[str]) -> frozenset[tuple[str, str]]:
+    """The first two words of leads that are next to each other in these tokens."""
+    return _LEAD_PAIRS.intersection(zip(tokens, itertools.islice(tokens, 1, None), strict=False))
 
 
 def _allows(rule: Rule, text: str, start: int, *, fast: bool = True) -> bool:
