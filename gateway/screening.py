@@ -455,14 +455,19 @@ def _matches_where(
 ) -> Iterator[re.Match[str]]:
     """`pattern.finditer(text)`, tried only where `shape` (aligned with `text`) holds
     `signature`, which every match starts with: the same matches, without running the regex
-    engine over the whole text."""
-    done = 0
+    engine over the whole text (unless the signature is everywhere)."""
+    if shape.count(signature) > _MANY_CANDIDATES:
+        yield from pattern.finditer(text)
+        return
     at = shape.find(signature)
     while at != -1:
-        if at >= done and (match := pattern.match(text, at)) is not None:
+        match = pattern.match(text, at)
+        if match is not None:
             yield match
-            done = match.end()
-        at = shape.find(signature, at + 1)
+        at = shape.find(signature, at + 1 if match is None else match.end())
+
+
+_MANY_CANDIDATES = 64
 
 
 def _has_glued_letters(shape: str) -> bool:

@@ -345,6 +345,27 @@ def test_reads_obfuscated_words_even_where_the_plain_word_also_appears(text: str
     assert screening.screen([text]).blocked
 
 
+@pytest.mark.parametrize(
+    "extra",
+    ["", " i g n o r e a l l", " x_e_m p-r-i-n-t a.b.c.d.e", " a b c d" * 80, " a_b" * 80],
+)
+def test_views_find_the_runs_a_regex_over_the_whole_text_finds(extra: str) -> None:
+    # given texts with few and with many places shaped like a run (over 64: a plain regex)
+    texts = [screening.normalize(r.text) + extra for r in ROWS[::7]]
+
+    for text in texts:
+        shaped = " " + text.translate(screening._SHAPE) + " "
+        # then the runs found where the shape shows one are the regex's own matches
+        spaced = screening._matches_where(
+            screening._SPACED_RUN, " " + text, shaped.replace("_", " "), " x x x x"
+        )
+        glued = screening._matches_where(screening._GLUED_RUN, text, shaped, " x_x")
+        assert [m.span() for m in spaced] == [
+            m.span() for m in screening._SPACED_RUN.finditer(" " + text)
+        ]
+        assert [m.span() for m in glued] == [m.span() for m in screening._GLUED_RUN.finditer(text)]
+
+
 def test_verdict_never_contains_the_screened_text() -> None:
     # given injections carrying a unique marker
     marker = "zq7marker"
