@@ -14,11 +14,13 @@ Guarantees:
   only scanned when they introduce a word that some rule uses, so ordinary text pays nothing.
 - A `Verdict` carries a rule id and a category, never any part of the screened text.
 - Rules are data (`RULES`: id, category, language, leads, compiled pattern, framing). A rule
-  is only tried where the words its matches need are present (checked on the text's word set),
-  and only at occurrences of its leads, found by one literal scan per lead word over the runs
-  of 2 KB chunks whose word sets hold that word; the gates never change a verdict (the tests
-  compare against ungated matching). A match is a match of the pattern on the whole text: no
-  chunk boundary cuts it short or ends it early.
+  is only tried where the words its matches need are present (checked on the set of the
+  rules' words the text holds), and only where one of its leads starts: the text's words are
+  hashed and looked up with numpy (`_Tokens`), a lead word is looked at where it stands as a
+  word (followed by the second word of one of its leads, where they all have two), and one
+  regex per lead word marks the rules whose lead and body match there. The gates never
+  change a verdict (the tests compare against ungated matching). A match is a match of the
+  pattern on the whole text; patterns are matched as laid out by `_optimized` (same matches).
 - Cost is linear in the input: every repetition in a rule is bounded, and admin regexes that
   nest unbounded repetitions are rejected by `validate_pattern`.
 - A blocklist term that cannot be compiled is skipped (and logged once per compiled blocklist)
@@ -2239,7 +2241,6 @@ _NEEDS_REACH = 160  # characters `needs_before` may reach back
 _LONGEST = 600  # no rule's match (before `needs_before`) is longer than this
 
 
-_CHUNK = 2048  # lead words are looked for per chunk of about this many characters
 _MAX_OFFSET = max(head.offsets[-1] for rule in RULES for head in rule.heads)
 _MAX_LEAD = max(len(lead) for rule in RULES for lead in rule.leads)
 
@@ -2252,28 +2253,22 @@ def _match_rules(
     spelling: frozenset[str] | None = None,
 ) -> tuple[Rule | None, frozenset[str]]:
     """A rule with a match that starts inside one of `spans` (stretched by `_LONGEST`), or
-    None, and the words around the spans.
+    None; and the words screening uses around the spans (the rules' words that are there, and
+    every word of one character or of letters and digits).
 
-    A rule matches at a start where its pattern matches the whole text from there (no chunk
-    boundary cuts a match short) and `_allows` it. With `prefilter=False` nothing is gated and
-    every rule's pattern is searched; the verdict is the same (that is what the gates and scans
-    promise), tests check it.
+    A rule matches at a start where its pattern matches the whole text from there and
+    `_allows` it. With `prefilter=False` nothing is gated and every rule's pattern is searched;
+    the verdict is the same (that is what the gates and scans promise), tests check it.
     """
     regions = _regions(len(text), spans)
     whole = regions == [(0, len(text))]
-    chunks = [chunk for lo, hi in regions for chunk in _chunked(text, lo, hi)]
-    if whole:
-        chunk_words, chunk_pairs = _chunk_words(_token_text(text), chunks)
-        words, pairs = frozenset().union(*chunk_words), frozenset().union(*chunk_pairs)
-    else:
-        # The words a match starting in a region may need: its lead and body after the start,
-        # its `needs_before` context before it. The chunks' words wait until a rule is left.
-        around = [
-            _tokens(text[max(0, lo - _NEEDS_REACH) : min(len(text), hi + _LONGEST)])
-            for lo, hi in regions
-        ]
-        words = frozenset(itertools.chain.from_iterable(around))
-        pairs = frozenset().union(*map(_lead_pairs, around))
+    # The words a match starting in a region may need: its lead and body after the start, its
+    # `needs_before` context before it.
+    found = [
+        _Tokens.of(text, max(0, lo - _NEEDS_REACH), min(len(text), hi + _LONGEST))
+        for lo, hi in regions
+    ]
+    words = frozenset().union(*(tokens.words for tokens in found))
     if not prefilter:
         for rule in RULES:
             for lo, hi in regions:
@@ -2283,8 +2278,9 @@ def _match_rules(
                         return rule, words
                     pos = match.start() + 1
         return None, words
-    # One scan per lead word, shared by every rule with leads starting with it; words are
-    # scanned in the order rules first need them, so earlier rules tend to be named.
+    pairs = frozenset().union(*(tokens.pairs for tokens in found))
+    # One look per lead word, shared by every rule with leads starting with it; words are
+    # looked at in the order rules first need them, so earlier rules tend to be named.
     members: dict[str, set[int]] = {}
     gated: dict[int, bool] = {}
     for index, rule, word, gate, first_pairs in _HEADS:
@@ -2299,63 +2295,67 @@ def _match_rules(
             members.setdefault(word, set()).add(index)
     if not members:
         return None, words
-    if not whole:
-        chunk_words, chunk_pairs = _chunk_words(_token_text(text), chunks)
-    # Where each word is: the chunks whose words hold it (next to the second word of one of
-    # its leads, where they all have two), merged into runs of chunks.
-    active = frozenset(members)
-    where: dict[str, list[int]] = {}
-    for index, (present, adjacent) in enumerate(zip(chunk_words, chunk_pairs, strict=True)):
-        for word in present & active:
-            second = _WORD_PAIRS[word]
-            if second is None or not second.isdisjoint(adjacent):
-                where.setdefault(word, []).append(index)
+    places = _lead_places(text, regions, found, list(members))
     for word, allowed in members.items():
-        found = where.get(word)
-        if found is None:
-            continue
         scanner = _SCANNERS[word]
-        for first, last in _runs(found):
-            lo, hi = chunks[first][0], chunks[last][1]
-            # A lead whose word starts before `hi` ends before `hi + _MAX_LEAD`.
-            for match in scanner.leads.finditer(text, lo, min(len(text), hi + _MAX_LEAD)):
-                at = match.start()
-                if at >= hi:
-                    break
-                # One match marks the rules (and offsets) whose lead is here and whose body
-                # matches after it: most occurrences of leads fail here, in the regex engine.
-                marked = scanner.check.match(text, at)
-                if marked is None or marked.lastindex is None:
+        for at in places[word]:
+            # One match marks the rules (and offsets) whose lead is here and whose body
+            # matches after it: most occurrences of leads fail here, in the regex engine.
+            marked = scanner.check.match(text, at)
+            if marked is None or marked.lastindex is None:
+                continue
+            for (index, rule, offset, _), mark in zip(
+                scanner.entries, marked.groups(), strict=True
+            ):
+                if mark is None or index not in allowed:
                     continue
-                for (index, rule, offset, _), mark in zip(
-                    scanner.entries, marked.groups(), strict=True
-                ):
-                    if mark is None or index not in allowed:
-                        continue
-                    start = at - offset
-                    if (
-                        start >= 0
-                        and (whole or _inside(regions, start))
-                        and _allows(rule, text, start)
-                    ):
-                        return rule, words
+                start = at - offset
+                if start >= 0 and (whole or _inside(regions, start)) and _allows(rule, text, start):
+                    return rule, words
     return None, words
 
 
-def _chunk_words(
-    spaced: str, chunks: list[tuple[int, int]]
-) -> tuple[list[frozenset[str]], list[frozenset[tuple[str, str]]]]:
-    """Per chunk of a text (as `_token_text` gives it): its words, those of the lead that
-    starts in it and runs past its end included; and the first two words of leads ("bo qua")
-    found next to each other there. A lead is only looked for where its first two words are
-    ("bo" and "qua" are everywhere in Vietnamese, "bo qua" is not)."""
-    tokens = [spaced[lo : hi + _MAX_LEAD].split() for lo, hi in chunks]
-    return [frozenset(words) for words in tokens], list(map(_lead_pairs, tokens))
+def _lead_places(
+    text: str, regions: list[tuple[int, int]], found: list[_Tokens], words: list[str]
+) -> dict[str, list[int]]:
+    """Per lead word (of `words`): where it starts a word inside the regions (or up to
+    `_MAX_OFFSET` after, as the word of a lead with a punctuation prefix), in order, and, where
+    all its leads have two words, is followed by the second word of one of them.
 
+    Words whose leads end with them and whose rules may read on into the same word
+    (`_TokenTable.unsafe`) are found by their regex scanners instead.
+    """
+    import numpy as np
 
-def _lead_pairs(tokens: list[str]) -> frozenset[tuple[str, str]]:
-    """The first two words of leads that are next to each other in these tokens."""
-    return _LEAD_PAIRS.intersection(zip(tokens, itertools.islice(tokens, 1, None), strict=False))
+    table = _token_table()
+    rank = np.full(len(table.words) + 1, -1, dtype=np.int64)
+    for order, word in enumerate(words):
+        index = table.index.get(word)
+        if index is not None and word not in table.unsafe:
+            rank[index] = order
+    ranks, starts = [], []
+    for (lo, hi), tokens in zip(regions, found, strict=True):
+        ranked = rank[tokens.ids]
+        keep = (ranked >= 0) & (~table.needs_pair[tokens.ids] | tokens.paired)
+        keep &= (tokens.starts >= lo) & (tokens.starts < hi + _MAX_OFFSET)
+        ranks.append(ranked[keep])
+        starts.append(tokens.starts[keep])
+    ranked, at = np.concatenate(ranks), np.concatenate(starts)
+    order = np.lexsort((at, ranked))
+    places: dict[str, list[int]] = {word: [] for word in words}
+    for word_order, start in zip(ranked[order].tolist(), at[order].tolist(), strict=True):
+        places[words[word_order]].append(start)
+    for word in words:
+        if word in table.unsafe:
+            places[word] = [
+                match.start()
+                for lo, hi in regions
+                for match in _SCANNERS[word].leads.finditer(
+                    text, lo, min(len(text), hi + _MAX_OFFSET + _MAX_LEAD)
+                )
+                if match.start() < hi + _MAX_OFFSET
+            ]
+    return places
 
 
 def _allows(rule: Rule, text: str, start: int, *, fast: bool = True) -> bool:
@@ -2381,32 +2381,6 @@ def _regions(length: int, spans: list[tuple[int, int]]) -> list[tuple[int, int]]
 
 def _inside(regions: list[tuple[int, int]], at: int) -> bool:
     return any(lo <= at < hi for lo, hi in regions)
-
-
-def _chunked(text: str, lo: int, hi: int) -> list[tuple[int, int]]:
-    """Consecutive chunks from `lo` that cover every lead word of a match starting before `hi`
-    (a word sits at most `_MAX_OFFSET` characters into its lead). Chunks end just after a
-    space, so no word is cut in two and each word's chunk names it."""
-    chunks = []
-    end = min(len(text), hi + _MAX_OFFSET)
-    while lo < end:
-        cut = text.find(" ", min(lo + _CHUNK, end)) + 1 or len(text)
-        chunks.append((lo, cut))
-        lo = cut
-    return chunks
-
-
-def _runs(indexes: list[int]) -> list[tuple[int, int]]:
-    """Runs of consecutive indexes, as (first, last): one scan covers a run of chunks."""
-    runs = []
-    first = last = indexes[0]
-    for index in indexes[1:]:
-        if index != last + 1:
-            runs.append((first, last))
-            first = index
-        last = index
-    runs.append((first, last))
-    return runs
 
 
 def _factored(alternatives: list[tuple[str, str]]) -> str:
@@ -2488,17 +2462,241 @@ _HEADS = tuple(
 )
 
 
-def _word_pairs(rules: Iterable[Rule]) -> dict[str, frozenset[tuple[str, str]] | None]:
-    """Per lead word: the first two words of its leads, or None if a lead has one word."""
-    pairs: dict[str, frozenset[tuple[str, str]] | None] = {}
-    for rule in rules:
-        for head in rule.heads:
-            seen = pairs.get(head.word, frozenset())
-            pairs[head.word] = None if seen is None or head.pairs is None else seen | head.pairs
-    return pairs
+def _reads_on(items: _Items, last: str) -> bool:
+    """Whether a body (parsed) may match, right after a lead that ends with a word whose last
+    character is `last`, reading on into that word (its first character a letter or digit) or
+    matching nothing with nothing to say the word ended there. Conservative: True if unsure."""
+    for at, (op, arg) in enumerate(items):
+        rest = items[at + 1 :]
+        if op in (sre_constants.LITERAL, sre_constants.NOT_LITERAL, sre_constants.IN):
+            return bool(_alnum_in(op, arg))
+        if op is sre_constants.ANY:
+            return True
+        if op is sre_constants.AT:
+            if arg in (
+                sre_constants.AT_BOUNDARY,
+                sre_constants.AT_END,
+                sre_constants.AT_END_STRING,
+            ):
+                return False  # after a letter or digit: the word ends here
+            continue
+        if op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
+            direction, inner = arg  # type: ignore[misc]
+            inner = list(inner)
+            single = len(inner) == 1 and inner[0][0] in (sre_constants.IN, sre_constants.LITERAL)
+            if direction < 0:
+                # (?<![a-z]) right after the word fails: no match this way
+                if op is sre_constants.ASSERT_NOT and single and last in _alnum_in(*inner[0]):
+                    return False
+                continue
+            if op is sre_constants.ASSERT_NOT:
+                if single and _alnum_in(*inner[0]) == _ALNUM:
+                    return False  # (?![a-z0-9])
+                continue
+            if not _reads_on(inner, last):
+                return False
+            continue
+        if op is sre_constants.BRANCH:
+            return any(_reads_on([*alternative, *rest], last) for alternative in arg[1])  # type: ignore[index]
+        if op in (
+            sre_constants.MAX_REPEAT,
+            sre_constants.MIN_REPEAT,
+            sre_constants.POSSESSIVE_REPEAT,
+        ):
+            low, _, item = arg  # type: ignore[misc]
+            if _reads_on([*item, *rest], last):
+                return True
+            if low:
+                return False
+            continue
+        if op is sre_constants.ATOMIC_GROUP:
+            return _reads_on([*arg, *rest], last)  # type: ignore[misc]
+        return True
+    return True
 
 
-_WORD_PAIRS = _word_pairs(RULES)
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
+@functools.lru_cache(maxsize=256)
+def _alnum_in_source(source: str) -> frozenset[str]:
+    matcher = re.compile(source)
+    return frozenset(char for char in _ALNUM if matcher.fullmatch(char))
+
+
+def _alnum_in(op: object, arg: object) -> frozenset[str]:
+    """The lowercase letters and digits one parsed character item matches."""
+    return _alnum_in_source(_unparse([(op, arg)]))
+
+
+@dataclass(frozen=True)
+class _TokenTable:
+    """What `_Tokens` looks words up in (numpy arrays, built on first use).
+
+    `words` are every word a rule's gates, heads or leads' first pairs name; id len(words)
+    stands for any other word. A word's hash picks a slot of `slots` (`_slot`, with a `spread`
+    that gives each of `words` a slot of its own), and the slot holds the id of the only word
+    that may be there; `hashes` holds each id's hash: a word is known if its hash is its
+    slot's word's.
+    `paired` is true at i * (len(words) + 1) + j where (words[i], words[j]) are a lead's first
+    two words; `needs_pair` is true for a lead word all of whose leads have two words. A lead
+    word found as a word of the text would miss a lead that ends with it where the rule's body
+    reads on into the same word ("apikey" + "[a-z0-9_]*" in "apikey_value"): those few,
+    `unsafe`, are scanned for with their regexes.
+    """
+
+    words: tuple[str, ...]
+    index: dict[str, int]
+    spread: int
+    slots: np.ndarray
+    hashes: np.ndarray
+    paired: np.ndarray
+    pairs: dict[int, tuple[str, str]]
+    needs_pair: np.ndarray
+    unsafe: frozenset[str]
+
+
+_HASH_BASE = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2**64
+_SLOT_BITS = 16
+_token_table_: _TokenTable | None = None
+_powers_: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _word_hash(word: str) -> int:
+    """What `_Tokens` computes for a word: sum of its bytes times powers of the base, mod 2**64."""
+    return sum(byte * pow(_HASH_BASE, k, 1 << 64) for k, byte in enumerate(word.encode())) % (
+        1 << 64
+    )
+
+
+def _slot(hashes: np.ndarray, spread: int) -> np.ndarray:
+    """The table slot of each hash: the top `_SLOT_BITS` bits of hash * spread, mod 2**64."""
+    import numpy as np
+
+    return (hashes * np.uint64(spread)) >> np.uint64(64 - _SLOT_BITS)
+
+
+def _token_table() -> _TokenTable:
+    global _token_table_
+    table = _token_table_
+    if table is not None:
+        return table
+    import numpy as np
+
+    vocabulary = {word for rule in RULES for gate in rule.gates for word in gate}
+    vocabulary |= {
+        word for rule in RULES for head in rule.heads for word in head.gate | {head.word}
+    }
+    vocabulary |= {word for pair in _LEAD_PAIRS for word in pair}
+    words = tuple(sorted(vocabulary))
+    index = {word: at for at, word in enumerate(words)}
+    other = len(words)
+    hashes = np.array([*map(_word_hash, words), 0], dtype=np.uint64)
+    # A multiplier that gives every word a slot of its own (one in a few dozen does).
+    spread = next(
+        multiplier
+        for multiplier in (_HASH_BASE * k % (1 << 64) | 1 for k in range(1, 1 << 16))
+        if len(set(_slot(hashes[:other], multiplier).tolist())) == other
+    )
+    slots = np.full(1 << _SLOT_BITS, other, dtype=np.int64)
+    slots[_slot(hashes[:other], spread)] = np.arange(other)
+    width = other + 1
+    pairs = {index[first] * width + index[second]: (first, second) for first, second in _LEAD_PAIRS}
+    paired = np.zeros(width * width, dtype=bool)
+    paired[list(pairs)] = True
+    needs_pair = np.zeros(width, dtype=bool)
+    for word in index:
+        heads = [head for rule in RULES for head in rule.heads if head.word == word]
+        needs_pair[index[word]] = bool(heads) and all(head.pairs is not None for head in heads)
+    table = _TokenTable(
+        words=words,
+        index=index,
+        spread=spread,
+        slots=slots,
+        hashes=hashes,
+        paired=paired,
+        pairs=pairs,
+        needs_pair=needs_pair,
+        unsafe=frozenset(
+            head.word
+            for rule in RULES
+            for head in rule.heads
+            if any(rest == "" for _, rest in head.rests)
+            and _reads_on(list(sre_parse.parse(rule.body)), head.word[-1])
+        ),
+    )
+    _token_table_ = table
+    return table
+
+
+def _powers(length: int) -> tuple[np.ndarray, np.ndarray]:
+    """The base's powers and inverse powers modulo 2**64, at least `length` of each."""
+    global _powers_
+    powers = _powers_
+    if powers is None or len(powers[0]) < length:
+        import numpy as np
+
+        size = max(length, 1 << 16, 2 * len(powers[0]) if powers else 0)
+        base = np.full(size, _HASH_BASE, dtype=np.uint64)
+        inverse = np.full(size, pow(_HASH_BASE, -1, 1 << 64), dtype=np.uint64)
+        base[0] = inverse[0] = 1
+        powers = _powers_ = (
+            np.cumprod(base, dtype=np.uint64),
+            np.cumprod(inverse, dtype=np.uint64),
+        )
+    return powers
+
+
+@dataclass(frozen=True)
+class _Tokens:
+    """The words of a slice of a text (maximal runs of ASCII letters and digits), as numpy
+    arrays: where each starts in the text, which word of the rules it is (`_TokenTable`), and
+    whether it and the next are the first two words of a lead; with the words screening uses
+    (the rules' words found, and words of one character or of letters and digits)."""
+
+    starts: np.ndarray
+    ids: np.ndarray
+    paired: np.ndarray
+    words: frozenset[str]
+    pairs: frozenset[tuple[str, str]]
+
+    @staticmethod
+    def of(text: str, lo: int, hi: int) -> _Tokens:
+        import numpy as np
+
+        table = _token_table()
+        spaced = _token_text(text[lo:hi])
+        chars = np.frombuffer(spaced.encode("ascii"), dtype=np.uint8)
+        edges = np.diff((chars != 32).view(np.int8), prepend=np.int8(0), append=np.int8(0))
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        # A word's hash from prefix sums: sum(byte * base**position), moved to position 0.
+        power, inverse = _powers(len(chars) + 1)
+        prefix = np.zeros(len(chars) + 1, dtype=np.uint64)
+        np.cumsum(chars.astype(np.uint64) * power[: len(chars)], out=prefix[1:])
+        hashes = (prefix[ends] - prefix[starts]) * inverse[starts]
+        ids = table.slots[_slot(hashes, table.spread)]
+        other = len(table.words)
+        ids[table.hashes[ids] != hashes] = other
+        codes = ids[:-1] * (other + 1) + ids[1:]
+        paired = np.zeros(len(ids), dtype=bool)
+        paired[:-1] = table.paired[codes]
+        lengths = ends - starts
+        present = np.flatnonzero(np.bincount(ids, minlength=other + 1)[:other]).tolist()
+        words = {table.words[at] for at in present}
+        words |= set(chars[starts[lengths == 1]].tobytes().decode("ascii"))
+        digit = (chars >= 48) & (chars <= 57)
+        if digit.any():
+            digits = np.concatenate(([0], np.cumsum(digit)))
+            in_word = digits[ends] - digits[starts]
+            mixed = np.flatnonzero((in_word > 0) & (in_word < lengths)).tolist()
+            words |= {spaced[starts[at] : ends[at]] for at in mixed}
+        return _Tokens(
+            starts=starts + lo,
+            ids=ids,
+            paired=paired,
+            words=frozenset(words),
+            pairs=frozenset(table.pairs[code] for code in set(codes[paired[:-1]].tolist())),
+        )
 
 
 def _framing_allows(rule: Rule, text: str, start: int, fast: bool = True) -> bool:
@@ -2524,9 +2722,15 @@ def _first_rule(text: str, *, prefilter: bool = True) -> Rule | None:
             continue
         view_text, changed = view
         # A view can only add a match near what it changed, and only for a rule that spells
-        # one of the words it wrote (anything else matched the text already).
+        # one of the words it wrote (anything else matched the text already); its words are
+        # the text's and those it wrote, so no such rule may be possible at all.
         near = [(max(0, lo - _LONGEST), hi + _NEEDS_REACH) for lo, hi in changed]
         written = _words_of(" ".join(view_text[lo:hi] for lo, hi in changed))
+        if prefilter and not any(
+            not written.isdisjoint(rule.vocabulary) and rule.possible(words | written)
+            for rule in RULES
+        ):
+            continue
         rule, _ = _match_rules(view_text, near, prefilter=prefilter, spelling=written)
         if rule is not None:
             return rule
