@@ -458,15 +458,16 @@ def _matches_where(
     """`pattern.finditer(text)`, tried only where `shape` (aligned with `text`) holds
     `signature`, which every match starts with: the same matches, without running the regex
     engine over the whole text (unless the signature is everywhere)."""
-    if shape.count(signature) > _MANY_CANDIDATES:
-        yield from pattern.finditer(text)
-        return
     at = shape.find(signature)
-    while at != -1:
+    for _ in range(_MANY_CANDIDATES):
+        if at == -1:
+            return
         match = pattern.match(text, at)
         if match is not None:
             yield match
         at = shape.find(signature, at + 1 if match is None else match.end())
+    if at != -1:
+        yield from pattern.finditer(text, at)
 
 
 _MANY_CANDIDATES = 64
@@ -2251,10 +2252,11 @@ def _match_rules(
     *,
     prefilter: bool = True,
     spelling: frozenset[str] | None = None,
-) -> tuple[Rule | None, frozenset[str]]:
+) -> tuple[Rule | None, frozenset[str], bool]:
     """A rule with a match that starts inside one of `spans` (stretched by `_LONGEST`), or
-    None; and the words screening uses around the spans (the rules' words that are there, and
-    every word of one character or of letters and digits).
+    None; the words screening uses around the spans (the rules' words that are there, and
+    every word of one character or of letters and digits); and whether two one-character
+    words stand there with one character between them.
 
     A rule matches at a start where its pattern matches the whole text from there and
     `_allows` it. With `prefilter=False` nothing is gated and every rule's pattern is searched;
@@ -2269,15 +2271,16 @@ def _match_rules(
         for lo, hi in regions
     ]
     words = frozenset().union(*(tokens.words for tokens in found))
+    apart = any(tokens.letters_apart for tokens in found)
     if not prefilter:
         for rule in RULES:
             for lo, hi in regions:
                 pos = lo
                 while (match := rule.pattern.search(text, pos)) is not None and match.start() < hi:
                     if _allows(rule, text, match.start(), fast=False):
-                        return rule, words
+                        return rule, words, apart
                     pos = match.start() + 1
-        return None, words
+        return None, words, apart
     pairs = frozenset().union(*(tokens.pairs for tokens in found))
     # One look per lead word, shared by every rule with leads starting with it; words are
     # looked at in the order rules first need them, so earlier rules tend to be named.
@@ -2294,7 +2297,7 @@ def _match_rules(
         if allowed:
             members.setdefault(word, set()).add(index)
     if not members:
-        return None, words
+        return None, words, apart
     places = _lead_places(text, regions, found, list(members))
     for word, allowed in members.items():
         scanner = _SCANNERS[word]
@@ -2311,8 +2314,8 @@ def _match_rules(
                     continue
                 start = at - offset
                 if start >= 0 and (whole or _inside(regions, start)) and _allows(rule, text, start):
-                    return rule, words
-    return None, words
+                    return rule, words, apart
+    return None, words, apart
 
 
 def _lead_places(
@@ -2659,6 +2662,9 @@ class _Tokens:
     paired: np.ndarray
     words: frozenset[str]
     pairs: frozenset[tuple[str, str]]
+    # Two one-character words with one character between them, somewhere: what runs of
+    # spaced or glued letters ("i g n o r e", "x_e_m") need.
+    letters_apart: bool
 
     @staticmethod
     def of(text: str, lo: int, hi: int) -> _Tokens:
@@ -2690,12 +2696,14 @@ class _Tokens:
             in_word = digits[ends] - digits[starts]
             mixed = np.flatnonzero((in_word > 0) & (in_word < lengths)).tolist()
             words |= {spaced[starts[at] : ends[at]] for at in mixed}
+        single = lengths == 1
         return _Tokens(
             starts=starts + lo,
             ids=ids,
             paired=paired,
             words=frozenset(words),
             pairs=frozenset(table.pairs[code] for code in set(codes[paired[:-1]].tolist())),
+            letters_apart=bool((single[:-1] & single[1:] & (np.diff(starts) == 2)).any()),
         )
 
 
@@ -2714,10 +2722,10 @@ def _framing_allows(rule: Rule, text: str, start: int, fast: bool = True) -> boo
 
 def _first_rule(text: str, *, prefilter: bool = True) -> Rule | None:
     """The first curated rule matching the normalised text or one of its de-obfuscated views."""
-    rule, words = _match_rules(text, [(0, len(text))], prefilter=prefilter)
+    rule, words, apart = _match_rules(text, [(0, len(text))], prefilter=prefilter)
     if rule is not None:
         return rule
-    for view in (_deleeted(text, words), _despaced(text, words)):
+    for view in (_deleeted(text, words), _despaced(text, words) if apart else None):
         if view is None:
             continue
         view_text, changed = view
@@ -2731,7 +2739,7 @@ def _first_rule(text: str, *, prefilter: bool = True) -> Rule | None:
             for rule in RULES
         ):
             continue
-        rule, _ = _match_rules(view_text, near, prefilter=prefilter, spelling=written)
+        rule, _, _ = _match_rules(view_text, near, prefilter=prefilter, spelling=written)
         if rule is not None:
             return rule
     return None
