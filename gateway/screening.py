@@ -2301,10 +2301,12 @@ def _match_rules(
     places = _lead_places(text, regions, found, list(members))
     for word, allowed in members.items():
         scanner = _SCANNERS[word]
-        for at in places[word]:
-            # One match marks the rules (and offsets) whose lead is here and whose body
-            # matches after it: most occurrences of leads fail here, in the regex engine.
-            marked = scanner.check.match(text, at)
+        at_word = places[word]
+        # One match marks the rules (and offsets) whose lead is here and whose body matches
+        # after it: most occurrences of leads fail here, in the regex engine.
+        for at, marked in zip(
+            at_word, map(scanner.check.match, itertools.repeat(text), at_word), strict=True
+        ):
             if marked is None or marked.lastindex is None:
                 continue
             for (index, rule, offset, _), mark in zip(
@@ -2326,7 +2328,7 @@ def _lead_places(
     all its leads have two words, is followed by the second word of one of them.
 
     Words whose leads end with them and whose rules may read on into the same word
-    (`_TokenTable.unsafe`) are found by their regex scanners instead.
+    (`_TokenTable.unsafe`) are found where a word starts with them.
     """
     import numpy as np
 
@@ -2350,14 +2352,12 @@ def _lead_places(
         places[words[word_order]].append(start)
     for word in words:
         if word in table.unsafe:
-            places[word] = [
-                match.start()
-                for lo, hi in regions
-                for match in _SCANNERS[word].leads.finditer(
-                    text, lo, min(len(text), hi + _MAX_OFFSET + _MAX_LEAD)
-                )
-                if match.start() < hi + _MAX_OFFSET
-            ]
+            places[word] = sorted(
+                start
+                for (lo, hi), tokens in zip(regions, found, strict=True)
+                for start in tokens.prefixed[word].tolist()
+                if lo <= start < hi + _MAX_OFFSET
+            )
     return places
 
 
@@ -2545,7 +2545,7 @@ class _TokenTable:
     two words; `needs_pair` is true for a lead word all of whose leads have two words. A lead
     word found as a word of the text would miss a lead that ends with it where the rule's body
     reads on into the same word ("apikey" + "[a-z0-9_]*" in "apikey_value"): those few,
-    `unsafe`, are scanned for with their regexes.
+    `unsafe`, are looked for at the start of words (by the hash of their first characters).
     """
 
     words: tuple[str, ...]
@@ -2557,6 +2557,7 @@ class _TokenTable:
     pairs: dict[int, tuple[str, str]]
     needs_pair: np.ndarray
     unsafe: frozenset[str]
+    unsafe_by_length: dict[int, tuple[tuple[str, np.uint64], ...]]
 
 
 _HASH_BASE = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2**64
@@ -2611,6 +2612,16 @@ def _token_table() -> _TokenTable:
     for word in index:
         heads = [head for rule in RULES for head in rule.heads if head.word == word]
         needs_pair[index[word]] = bool(heads) and all(head.pairs is not None for head in heads)
+    unsafe = frozenset(
+        head.word
+        for rule in RULES
+        for head in rule.heads
+        if any(rest == "" for _, rest in head.rests)
+        and _reads_on(list(sre_parse.parse(rule.body)), head.word[-1])
+    )
+    by_length: dict[int, list[tuple[str, np.uint64]]] = {}
+    for word in sorted(unsafe):
+        by_length.setdefault(len(word), []).append((word, np.uint64(_word_hash(word))))
     table = _TokenTable(
         words=words,
         index=index,
@@ -2620,13 +2631,8 @@ def _token_table() -> _TokenTable:
         paired=paired,
         pairs=pairs,
         needs_pair=needs_pair,
-        unsafe=frozenset(
-            head.word
-            for rule in RULES
-            for head in rule.heads
-            if any(rest == "" for _, rest in head.rests)
-            and _reads_on(list(sre_parse.parse(rule.body)), head.word[-1])
-        ),
+        unsafe=unsafe,
+        unsafe_by_length={size: tuple(entries) for size, entries in by_length.items()},
     )
     _token_table_ = table
     return table
@@ -2665,6 +2671,8 @@ class _Tokens:
     # Two one-character words with one character between them, somewhere: what runs of
     # spaced or glued letters ("i g n o r e", "x_e_m") need.
     letters_apart: bool
+    # Per unsafe lead word (`_TokenTable.unsafe`): where a word that starts with it starts.
+    prefixed: dict[str, np.ndarray]
 
     @staticmethod
     def of(text: str, lo: int, hi: int) -> _Tokens:
@@ -2680,6 +2688,13 @@ class _Tokens:
         prefix = np.zeros(len(chars) + 1, dtype=np.uint64)
         np.cumsum(chars.astype(np.uint64) * power[: len(chars)], out=prefix[1:])
         hashes = (prefix[ends] - prefix[starts]) * inverse[starts]
+        prefixed = {}
+        for size, unsafe in table.unsafe_by_length.items():
+            # The hash of each word's first `size` characters (of words that long).
+            long = np.flatnonzero(ends - starts >= size)
+            heads = (prefix[starts[long] + size] - prefix[starts[long]]) * inverse[starts[long]]
+            for word, value in unsafe:
+                prefixed[word] = starts[long[heads == value]] + lo
         ids = table.slots[_slot(hashes, table.spread)]
         other = len(table.words)
         ids[table.hashes[ids] != hashes] = other
@@ -2704,6 +2719,7 @@ class _Tokens:
             words=frozenset(words),
             pairs=frozenset(table.pairs[code] for code in set(codes[paired[:-1]].tolist())),
             letters_apart=bool((single[:-1] & single[1:] & (np.diff(starts) == 2)).any()),
+            prefixed=prefixed,
         )
 
 
