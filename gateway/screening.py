@@ -2355,7 +2355,7 @@ def _lead_places(
             places[word] = sorted(
                 start
                 for (lo, hi), tokens in zip(regions, found, strict=True)
-                for start in tokens.prefixed[word].tolist()
+                for start in tokens.starting_with(word)
                 if lo <= start < hi + _MAX_OFFSET
             )
     return places
@@ -2557,7 +2557,6 @@ class _TokenTable:
     pairs: dict[int, tuple[str, str]]
     needs_pair: np.ndarray
     unsafe: frozenset[str]
-    unsafe_by_length: dict[int, tuple[tuple[str, np.uint64], ...]]
 
 
 _HASH_BASE = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2**64
@@ -2619,9 +2618,6 @@ def _token_table() -> _TokenTable:
         if any(rest == "" for _, rest in head.rests)
         and _reads_on(list(sre_parse.parse(rule.body)), head.word[-1])
     )
-    by_length: dict[int, list[tuple[str, np.uint64]]] = {}
-    for word in sorted(unsafe):
-        by_length.setdefault(len(word), []).append((word, np.uint64(_word_hash(word))))
     table = _TokenTable(
         words=words,
         index=index,
@@ -2632,7 +2628,6 @@ def _token_table() -> _TokenTable:
         pairs=pairs,
         needs_pair=needs_pair,
         unsafe=unsafe,
-        unsafe_by_length={size: tuple(entries) for size, entries in by_length.items()},
     )
     _token_table_ = table
     return table
@@ -2671,8 +2666,22 @@ class _Tokens:
     # Two one-character words with one character between them, somewhere: what runs of
     # spaced or glued letters ("i g n o r e", "x_e_m") need.
     letters_apart: bool
-    # Per unsafe lead word (`_TokenTable.unsafe`): where a word that starts with it starts.
-    prefixed: dict[str, np.ndarray]
+    # The text's prefix sums of byte * base**position, and where each word ends (relative to
+    # the slice): what `starting_with` hashes a word's first characters from.
+    prefix: np.ndarray
+    ends: np.ndarray
+    lo: int
+
+    def starting_with(self, word: str) -> list[int]:
+        """Where words that start with `word` start (positions in the text)."""
+        import numpy as np
+
+        starts = self.starts - self.lo
+        long = np.flatnonzero(self.ends - starts >= len(word))
+        at = starts[long]
+        _, inverse = _powers(len(self.prefix))
+        heads = (self.prefix[at + len(word)] - self.prefix[at]) * inverse[at]
+        return (at[heads == np.uint64(_word_hash(word))] + self.lo).tolist()
 
     @staticmethod
     def of(text: str, lo: int, hi: int) -> _Tokens:
@@ -2688,13 +2697,6 @@ class _Tokens:
         prefix = np.zeros(len(chars) + 1, dtype=np.uint64)
         np.cumsum(chars.astype(np.uint64) * power[: len(chars)], out=prefix[1:])
         hashes = (prefix[ends] - prefix[starts]) * inverse[starts]
-        prefixed = {}
-        for size, unsafe in table.unsafe_by_length.items():
-            # The hash of each word's first `size` characters (of words that long).
-            long = np.flatnonzero(ends - starts >= size)
-            heads = (prefix[starts[long] + size] - prefix[starts[long]]) * inverse[starts[long]]
-            for word, value in unsafe:
-                prefixed[word] = starts[long[heads == value]] + lo
         ids = table.slots[_slot(hashes, table.spread)]
         other = len(table.words)
         ids[table.hashes[ids] != hashes] = other
@@ -2719,7 +2721,9 @@ class _Tokens:
             words=frozenset(words),
             pairs=frozenset(table.pairs[code] for code in set(codes[paired[:-1]].tolist())),
             letters_apart=bool((single[:-1] & single[1:] & (np.diff(starts) == 2)).any()),
-            prefixed=prefixed,
+            prefix=prefix,
+            ends=ends,
+            lo=lo,
         )
 
 
