@@ -2559,24 +2559,28 @@ class _TokenTable:
     unsafe: frozenset[str]
 
 
-_HASH_BASE = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2**64
+_HASH_BASE = 0x9E3779B1  # odd, so invertible modulo 2**32
+# 32-bit hashes halve the arrays a 32 KB text sweeps through; a word of the text that shares
+# a hash with a rule's word only makes screening look where it need not.
+_HASH_BITS = 32
+_HASH_MODULUS = 1 << _HASH_BITS
 _SLOT_BITS = 16
 _token_table_: _TokenTable | None = None
 _powers_: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def _word_hash(word: str) -> int:
-    """What `_Tokens` computes for a word: sum of its bytes times powers of the base, mod 2**64."""
-    return sum(byte * pow(_HASH_BASE, k, 1 << 64) for k, byte in enumerate(word.encode())) % (
-        1 << 64
+    """What `_Tokens` computes for a word: sum of its bytes times powers of the base, mod 2**32."""
+    return sum(byte * pow(_HASH_BASE, k, _HASH_MODULUS) for k, byte in enumerate(word.encode())) % (
+        _HASH_MODULUS
     )
 
 
 def _slot(hashes: np.ndarray, spread: int) -> np.ndarray:
-    """The table slot of each hash: the top `_SLOT_BITS` bits of hash * spread, mod 2**64."""
+    """The table slot of each hash: the top `_SLOT_BITS` bits of hash * spread, mod 2**32."""
     import numpy as np
 
-    return (hashes * np.uint64(spread)) >> np.uint64(64 - _SLOT_BITS)
+    return (hashes * np.uint32(spread)) >> np.uint32(_HASH_BITS - _SLOT_BITS)
 
 
 def _token_table() -> _TokenTable:
@@ -2594,11 +2598,11 @@ def _token_table() -> _TokenTable:
     words = tuple(sorted(vocabulary))
     index = {word: at for at, word in enumerate(words)}
     other = len(words)
-    hashes = np.array([*map(_word_hash, words), 0], dtype=np.uint64)
+    hashes = np.array([*map(_word_hash, words), 0], dtype=np.uint32)
     # A multiplier that gives every word a slot of its own (one in a few dozen does).
     spread = next(
         multiplier
-        for multiplier in (_HASH_BASE * k % (1 << 64) | 1 for k in range(1, 1 << 16))
+        for multiplier in (_HASH_BASE * k % _HASH_MODULUS | 1 for k in range(1, 1 << 16))
         if len(set(_slot(hashes[:other], multiplier).tolist())) == other
     )
     slots = np.full(1 << _SLOT_BITS, other, dtype=np.int64)
@@ -2634,19 +2638,19 @@ def _token_table() -> _TokenTable:
 
 
 def _powers(length: int) -> tuple[np.ndarray, np.ndarray]:
-    """The base's powers and inverse powers modulo 2**64, at least `length` of each."""
+    """The base's powers and inverse powers modulo 2**32, at least `length` of each."""
     global _powers_
     powers = _powers_
     if powers is None or len(powers[0]) < length:
         import numpy as np
 
         size = max(length, 1 << 16, 2 * len(powers[0]) if powers else 0)
-        base = np.full(size, _HASH_BASE, dtype=np.uint64)
-        inverse = np.full(size, pow(_HASH_BASE, -1, 1 << 64), dtype=np.uint64)
+        base = np.full(size, _HASH_BASE, dtype=np.uint32)
+        inverse = np.full(size, pow(_HASH_BASE, -1, _HASH_MODULUS), dtype=np.uint32)
         base[0] = inverse[0] = 1
         powers = _powers_ = (
-            np.cumprod(base, dtype=np.uint64),
-            np.cumprod(inverse, dtype=np.uint64),
+            np.cumprod(base, dtype=np.uint32),
+            np.cumprod(inverse, dtype=np.uint32),
         )
     return powers
 
@@ -2681,7 +2685,7 @@ class _Tokens:
         at = starts[long]
         _, inverse = _powers(len(self.prefix))
         heads = (self.prefix[at + len(word)] - self.prefix[at]) * inverse[at]
-        return (at[heads == np.uint64(_word_hash(word))] + self.lo).tolist()
+        return (at[heads == np.uint32(_word_hash(word))] + self.lo).tolist()
 
     @staticmethod
     def of(text: str, lo: int, hi: int) -> _Tokens:
@@ -2694,8 +2698,8 @@ class _Tokens:
         starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
         # A word's hash from prefix sums: sum(byte * base**position), moved to position 0.
         power, inverse = _powers(len(chars) + 1)
-        prefix = np.zeros(len(chars) + 1, dtype=np.uint64)
-        np.cumsum(chars.astype(np.uint64) * power[: len(chars)], out=prefix[1:])
+        prefix = np.zeros(len(chars) + 1, dtype=np.uint32)
+        np.cumsum(chars.astype(np.uint32) * power[: len(chars)], out=prefix[1:])
         hashes = (prefix[ends] - prefix[starts]) * inverse[starts]
         ids = table.slots[_slot(hashes, table.spread)]
         other = len(table.words)
