@@ -860,7 +860,7 @@ class Rule:
 
     def possible(self, words: frozenset[str]) -> bool:
         """False if the text with these words cannot contain a match."""
-        for gate in self.gates:  # noqa: SIM110 - a plain loop: this runs per rule per chunk
+        for gate in self.gates:  # noqa: SIM110 - a plain loop: this runs per rule per text
             if gate.isdisjoint(words):
                 return False
         return True
@@ -2243,7 +2243,6 @@ _LONGEST = 600  # no rule's match (before `needs_before`) is longer than this
 
 
 _MAX_OFFSET = max(head.offsets[-1] for rule in RULES for head in rule.heads)
-_MAX_LEAD = max(len(lead) for rule in RULES for lead in rule.leads)
 
 
 def _match_rules(
@@ -2403,17 +2402,14 @@ def _factored(alternatives: list[tuple[str, str]]) -> str:
 
 @dataclass(frozen=True)
 class _Scanner:
-    """How the leads on one word are found and checked.
+    """How the leads on one word are checked where the word stands (see `_lead_places`).
 
-    `leads` starts with the word as a literal (the regex engine then scans for it as fast as
-    str.find; an alternation would be tried at every position) and consumes only the word (the
-    next occurrence may start inside this lead). At an occurrence, `check` sets its group i
-    where a lead of `entries[i]` (rule index, rule, offset of the word in the lead, those
-    leads' rests after the word) is there and that rule's body matches after it.
+    `check` starts with the word and consumes only it; it sets its group i where a lead of
+    `entries[i]` (rule index, rule, offset of the word in the lead, those leads' rests after
+    the word, lookbehinds included) is there and that rule's body matches after it.
     """
 
     word: str
-    leads: re.Pattern[str]
     entries: tuple[tuple[int, Rule, int, str], ...]
 
     @functools.cached_property
@@ -2428,26 +2424,16 @@ class _Scanner:
 
 def _scanners(rules: Iterable[Rule]) -> dict[str, _Scanner]:
     """The scanner of every lead word."""
-    groups: dict[str, dict[str, list[tuple[str, str]]]] = {}
     entries: dict[str, list[tuple[int, Rule, int, str]]] = {}
     for index, rule in enumerate(rules):
         for head in rule.heads:
-            word = head.word
             by_offset: dict[int, dict[str, list[tuple[str, str]]]] = {}
             for (behind, rest), offset in zip(head.rests, head.lead_offsets, strict=True):
-                groups.setdefault(word, {}).setdefault(behind, []).append((rest, ""))
                 by_offset.setdefault(offset, {}).setdefault(behind, []).append((rest, ""))
             for offset in sorted(by_offset):
                 rests = _lead_alternatives(by_offset[offset])
-                entries.setdefault(word, []).append((index, rule, offset, rests))
-    return {
-        word: _Scanner(
-            word=word,
-            leads=re.compile(re.escape(word) + "(?=" + _lead_alternatives(groups[word]) + ")"),
-            entries=tuple(entries[word]),
-        )
-        for word in groups
-    }
+                entries.setdefault(head.word, []).append((index, rule, offset, rests))
+    return {word: _Scanner(word=word, entries=tuple(found)) for word, found in entries.items()}
 
 
 def _lead_alternatives(groups: dict[str, list[tuple[str, str]]]) -> str:
