@@ -6,15 +6,21 @@ Guarantees:
 - Matching runs on `normalize(text)`: NFKC-compatible folding, casefold, invisible (format)
   characters removed, common Latin lookalikes (Cyrillic, Greek, small capitals, enclosed and
   regional-indicator letters) mapped to Latin, diacritics folded (Vietnamese included, `đ` -> `d`),
-  whitespace collapsed to single spaces. Rules are written against that form only.
+  whitespace collapsed to single spaces. Rules are written against that form only. Texts with
+  non-ASCII characters fold through a per-character table (numpy), which gives the same text
+  as the step-by-step `_fold_reference` (tests compare them on generated text).
 - Cheap de-obfuscation: letters spaced out ("i g n o r e", "s.y.s.t.e.m", "x_e_m") and leetspeak
   digits inside words ("ign0re") are re-read as words in extra views of the text; those views are
   only scanned when they introduce a word that some rule uses, so ordinary text pays nothing.
 - A `Verdict` carries a rule id and a category, never any part of the screened text.
 - Rules are data (`RULES`: id, category, language, leads, compiled pattern, framing). A rule
-  is only tried where the words its matches need are present (checked on word sets, per 8 KB
-  chunk) and only at occurrences of its leads' first words, found by literal scans; the gates
-  never change a verdict (the tests compare against ungated matching).
+  is only tried where the words its matches need are present (checked on the set of the
+  rules' words the text holds), and only where one of its leads starts: the text's words are
+  hashed and looked up with numpy (`_Tokens`), a lead word is looked at where it stands as a
+  word (followed by the second word of one of its leads, where they all have two), and one
+  regex per lead word marks the rules whose lead and body match there. The gates never
+  change a verdict (the tests compare against ungated matching). A match is a match of the
+  pattern on the whole text; patterns are matched as laid out by `_optimized` (same matches).
 - Cost is linear in the input: every repetition in a rule is bounded, and admin regexes that
   nest unbounded repetitions are rejected by `validate_pattern`.
 - A blocklist term that cannot be compiled is skipped (and logged once per compiled blocklist)
@@ -24,15 +30,20 @@ Guarantees:
 from __future__ import annotations
 
 import codecs
+import functools
+import itertools
 import logging
 import re
 import threading
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from re import _constants as sre_constants  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -106,12 +117,24 @@ _ASCII_WS = str.maketrans({c: " " for c in "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"})
 
 
 def _fold(text: str) -> str:
-    """Everything `normalize` does except collapsing runs of spaces (whitespace is ' ')."""
+    """Everything `normalize` does except collapsing runs of spaces (whitespace is ' ').
+
+    Equal to `_fold_reference(text)` for every text (the tests compare them on generated
+    text); only the way there is faster.
+    """
+    if text.isascii():
+        return text.lower().translate(_ASCII_WS)
+    folded = _fold_by_table(text)
+    return _fold_reference(text) if folded is None else folded
+
+
+def _fold_reference(text: str) -> str:
+    """What `_fold` computes, step by step: the definition its fast path is tested against."""
     if text.isascii():
         return text.lower().translate(_ASCII_WS)
     if len(text.encode("utf-8")) - len(text) < len(text) // 64:
         # A few non-ASCII characters in ASCII text: the ASCII codec finds them at C speed and
-        # hands each run to `_fold` (same result as folding the whole text).
+        # hands each run to `_fold_reference` (same result as folding the whole text).
         try:
             return text.lower().encode("ascii", _FOLD_ERRORS).decode("ascii").translate(_ASCII_WS)
         except UnicodeEncodeError:  # letters of another script are kept, so not ASCII
@@ -145,13 +168,13 @@ _NON_ASCII_ONLY = re.compile(r"[^\x00-\x7f]+")
 
 
 def _fold_run(match: re.Match[str]) -> str:
-    return _fold(match.group())
+    return _fold_reference(match.group())
 
 
 def _fold_encode_error(error: UnicodeError) -> tuple[str, int]:
     if not isinstance(error, UnicodeEncodeError):
         raise error
-    return _fold(error.object[error.start : error.end]), error.end
+    return _fold_reference(error.object[error.start : error.end]), error.end
 
 
 # A codec error handler is the fastest way to visit the few non-ASCII runs of a long text;
@@ -160,10 +183,109 @@ _FOLD_ERRORS = "clawwits.screening.fold"
 codecs.register_error(_FOLD_ERRORS, _fold_encode_error)
 
 
+# Texts with non-ASCII characters fold through a table of every character's folded form,
+# looked up with numpy (a tenth of the time of NFKD and a regex over a Vietnamese text).
+# Folding character by character gives the same text as folding the whole text unless NFKD
+# reorders combining marks that fold to something (U+0345 -> "i" next to a Hebrew point):
+# characters that decompose into such marks are not in the table, and neither are those that
+# fold to more than `_ROW` characters, to letters of another script or to NUL. A text holding
+# one takes `_fold_reference`.
+_ROW = 4  # bytes per table row: the folded character, zero-padded, as one little-endian word
+_OTHER = 0xFF  # low byte of the row of a character the table does not fold
+# Where the table folds characters (others take the slow path): Latin, Greek, Cyrillic and
+# the other alphabets, punctuation and symbols; the fullwidth and half-mark blocks.
+_TABLE_RANGES = ((0x80, 0x3000), (0xFB00, 0x10000))
+_table: np.ndarray | None = None
+_table_lock = threading.Lock()
+_ASTRAL_ROWS: dict[int, int | None] = {}  # emoji, styled letters...: looked up once, then kept
+_ASTRAL_ROWS_SIZE = 4096
+_ASTRAL_DISTINCT = 256  # more distinct ones in one text: the slow path, not the cache
+
+
+def _fold_row(char: str, folded: str) -> int | None:
+    """The table row of a character folded on its own, or None where the row cannot stand for
+    the character inside a text."""
+    if not folded.isascii() or len(folded) > _ROW or "\x00" in folded or char == "\x00":
+        return None
+    if any(
+        unicodedata.combining(part) and _fold_reference(part)
+        for part in unicodedata.normalize("NFKD", char)
+    ):
+        return None
+    return int.from_bytes(folded.encode("ascii"), "little")
+
+
+def _char_table() -> np.ndarray:
+    """Every BMP character's row, built on first use (tens of milliseconds, once)."""
+    global _table
+    table = _table
+    if table is not None:
+        return table
+    with _table_lock:
+        if _table is not None:
+            return _table
+        # Imported here: only texts with non-ASCII characters need numpy.
+        import numpy as np
+
+        table = np.full(0x10000, _OTHER, dtype=np.uint32)
+        for cp, folded in enumerate("".join(map(chr, range(1, 0x80))).lower(), start=1):
+            table[cp] = ord(folded.translate(_ASCII_WS))
+        chars = [
+            chr(cp) for lo, hi in _TABLE_RANGES for cp in range(lo, hi) if not 0xD800 <= cp < 0xE000
+        ]
+        # One call folds them all: the ASCII character between two keeps each a run of its own.
+        folds = _fold_reference("\x01".join(chars)).split("\x01")
+        for char, folded in zip(chars, folds, strict=True):
+            row = _fold_row(char, folded)
+            if row is not None:
+                table[ord(char)] = row
+        _table = table
+    return table
+
+
+def _astral_row(cp: int) -> int | None:
+    if cp not in _ASTRAL_ROWS:
+        if len(_ASTRAL_ROWS) >= _ASTRAL_ROWS_SIZE:
+            _ASTRAL_ROWS.clear()
+        char = chr(cp)
+        _ASTRAL_ROWS[cp] = _fold_row(char, _fold_reference(char))
+    return _ASTRAL_ROWS[cp]
+
+
+def _fold_by_table(text: str) -> str | None:
+    """`_fold(text)` through the character table, or None if a character is not in it."""
+    table = _char_table()
+    import numpy as np
+
+    try:
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    except UnicodeEncodeError:  # a lone surrogate
+        return None
+    if int(codes.max()) > 0xFFFF:
+        astral = codes > 0xFFFF
+        found = np.unique(codes[astral])
+        if len(found) > _ASTRAL_DISTINCT:
+            return None
+        rows = [_astral_row(int(cp)) for cp in found]
+        if None in rows:
+            return None
+        folded = table.take(np.minimum(codes, 0xFFFF))
+        folded[astral] = np.array(rows, dtype=np.uint32)[np.searchsorted(found, codes[astral])]
+    else:
+        folded = table.take(codes)
+    if ((folded & 0xFF) == _OTHER).any():
+        return None
+    # Rows are little-endian words padded with zero bytes, and only padding is zero.
+    return folded.astype("<u4", copy=False).tobytes().translate(None, b"\x00").decode("ascii")
+
+
+_SPACES = re.compile("  +")
+
+
 def _collapse(text: str) -> str:
     """Runs of spaces to one space, stripped (whitespace is already plain spaces)."""
     if "  " in text:
-        return " ".join(text.split())
+        text = _SPACES.sub(" ", text)
     return text.strip()
 
 
@@ -193,10 +315,15 @@ _GLUED_RUN = re.compile(r"(?<=[ \"'(])[a-z][_*-][a-z](?:[_*-][a-z])?(?![a-z0-9_*
 
 def _tokens(text: str) -> list[str]:
     """The words of a normalised text, in order (every ASCII non-alphanumeric separates)."""
+    return _token_text(text).split()
+
+
+def _token_text(text: str) -> str:
+    """The text with every character but ASCII letters and digits as a space (same length)."""
     if not text.isascii():
         # str.translate is ten times slower once a string holds any non-ASCII character.
         text = text.encode("ascii", "replace").decode("ascii")
-    return text.translate(_TOKEN_PUNCT).split()
+    return text.translate(_TOKEN_PUNCT)
 
 
 def _words_of(text: str) -> frozenset[str]:
@@ -243,11 +370,13 @@ def _segment(letters: str, vocabulary: frozenset[str]) -> str:
 _View = tuple[str, list[tuple[int, int]]]  # a rewritten text and the spans that changed
 
 
-def _rewrite(text: str, pattern: re.Pattern[str], replace: Callable[[str], str]) -> _View | None:
+def _rewrite(
+    text: str, matches: Iterable[re.Match[str]], replace: Callable[[str], str]
+) -> _View | None:
     pieces: list[str] = []
     changed: list[tuple[int, int]] = []
     done = length = 0
-    for match in pattern.finditer(text):
+    for match in matches:
         new = replace(match.group())
         if new == match.group():
             continue
@@ -292,17 +421,56 @@ def _despaced(text: str, words: frozenset[str]) -> _View | None:
     glued = not shape or _has_glued_letters(shaped)
     if not spaced and not glued:
         return None
-    view = _rewrite(" " + text, _SPACED_RUN, _respace) if spaced else None
+    view = None
+    if spaced:
+        # `shaped` lines up with " " + text; every run starts where it shows " x x x x" once
+        # both kinds of separator read as a space.
+        padded = " " + text
+        runs = (
+            _matches_where(_SPACED_RUN, padded, shaped.replace("_", " "), " x x x x")
+            if shape
+            else _SPACED_RUN.finditer(padded)
+        )
+        view = _rewrite(padded, runs, _respace)
     if view is not None:
         view = view[0][1:], [(max(0, lo - 1), hi - 1) for lo, hi in view[1]]
     if not glued:
         return view
-    unglued = _rewrite(text if view is None else view[0], _GLUED_RUN, _unglue)
+    target = text if view is None else view[0]
+    # " x_x" at index i of a shape is the letter at index i of its text, after a separator.
+    target_shape = shaped if view is None else " " + target.translate(_SHAPE) + " "
+    glues = (
+        _matches_where(_GLUED_RUN, target, target_shape, " x_x")
+        if shape
+        else _GLUED_RUN.finditer(target)
+    )
+    unglued = _rewrite(target, glues, _unglue)
     if unglued is None:
         return view
     if view is None:
         return unglued
     return unglued[0], [(0, len(unglued[0]))]  # both kinds at once: rare, rescan it all
+
+
+def _matches_where(
+    pattern: re.Pattern[str], text: str, shape: str, signature: str
+) -> Iterator[re.Match[str]]:
+    """`pattern.finditer(text)`, tried only where `shape` (aligned with `text`) holds
+    `signature`, which every match starts with: the same matches, without running the regex
+    engine over the whole text (unless the signature is everywhere)."""
+    at = shape.find(signature)
+    for _ in range(_MANY_CANDIDATES):
+        if at == -1:
+            return
+        match = pattern.match(text, at)
+        if match is not None:
+            yield match
+        at = shape.find(signature, at + 1 if match is None else match.end())
+    if at != -1:
+        yield from pattern.finditer(text, at)
+
+
+_MANY_CANDIDATES = 64
 
 
 def _has_glued_letters(shape: str) -> bool:
@@ -335,8 +503,8 @@ def _deleeted(text: str, words: frozenset[str]) -> _View | None:
     """The text with digits inside words read as letters ("ign0re" -> "ignore") where that
     spells a rule word."""
     targets = {}
-    for word in words:
-        if not word.isalpha() and not word.isdigit():
+    for word in itertools.filterfalse(str.isalpha, words):
+        if not word.isdigit():
             letters = word.translate(_LEET_TABLE)
             if len(letters) >= 2 and letters in _VOCABULARY:
                 targets[word] = letters
@@ -370,6 +538,211 @@ def _deleeted(text: str, words: frozenset[str]) -> _View | None:
 
 
 # --------------------------------------------------------------------------------------------
+# Regex layout
+# --------------------------------------------------------------------------------------------
+
+_Items = list[tuple[object, object]]  # a parsed regex: (opcode, argument) pairs, as sre has them
+
+_ANY_CHAR: _Items = [
+    (
+        sre_constants.IN,
+        [
+            (sre_constants.CATEGORY, sre_constants.CATEGORY_WORD),
+            (sre_constants.CATEGORY, sre_constants.CATEGORY_NOT_WORD),
+        ],
+    )
+]
+_WORD_CHAR: _Items = [(sre_constants.IN, [(sre_constants.CATEGORY, sre_constants.CATEGORY_WORD)])]
+_WORD = re.compile(r"\w")
+_SPREAD_BUDGET = 4000  # characters a spread group may add to a pattern
+
+
+def _optimized(source: str) -> str:
+    """A regex that matches exactly where `source` matches, with the same spans, laid out so
+    that the regex engine rejects a position sooner.
+
+    Python's regex engine tries the alternatives of a group one by one; it skips one that
+    starts with a literal after a single comparison, and a search skips positions whose
+    character starts no alternative only if every top-level alternative starts with a
+    literal. So: a word boundary before a literal becomes a lookbehind after it; a group of
+    alternatives that each start with a literal, at the start of an alternative, is spread
+    into its parent; and alternatives that all start with literals are grouped by their first
+    character (in their order within a group: the alternatives of two groups cannot both
+    match at one position, so the engine picks the same one). Lookbehinds are left as they
+    are. The tests compare every optimised pattern with its source on many texts.
+    """
+    return _unparse(_laid_out(list(sre_parse.parse(source))))
+
+
+def _laid_out(items: _Items) -> _Items:
+    items = [_laid_out_item(op, arg) for op, arg in items]
+    return _boundary_after_literal(items)
+
+
+def _laid_out_item(op: object, arg: object) -> tuple[object, object]:
+    if op is sre_constants.BRANCH:
+        alternatives = []
+        for alternative in arg[1]:  # type: ignore[index]
+            alternative = _laid_out(list(alternative))
+            head = alternative[0] if alternative else None
+            if (
+                head is not None
+                and head[0] is sre_constants.BRANCH
+                and all(_first_literal(inner) is not None for inner in head[1][1])  # type: ignore[index]
+                and len(head[1][1]) * len(_unparse(alternative[1:])) <= _SPREAD_BUDGET  # type: ignore[index]
+            ):
+                alternatives += [list(inner) + alternative[1:] for inner in head[1][1]]  # type: ignore[index]
+            else:
+                alternatives.append(alternative)
+        return op, (None, _grouped(alternatives))
+    if op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, sre_constants.POSSESSIVE_REPEAT):
+        low, high, item = arg  # type: ignore[misc]
+        return op, (low, high, _laid_out(list(item)))
+    if op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
+        direction, item = arg  # type: ignore[misc]
+        return op, (direction, item if direction < 0 else _laid_out(list(item)))
+    if op is sre_constants.ATOMIC_GROUP:
+        return op, _laid_out(list(arg))  # type: ignore[arg-type]
+    if op is sre_constants.SUBPATTERN:
+        raise ValueError("capturing groups are not laid out (their numbers would move)")
+    return op, arg
+
+
+def _first_literal(items: Iterable[tuple[object, object]]) -> object | None:
+    items = list(items)
+    return items[0][1] if items and items[0][0] is sre_constants.LITERAL else None
+
+
+def _grouped(alternatives: list[_Items]) -> list[_Items]:
+    """Alternatives that all start with literals, grouped by their first character."""
+    if not all(_first_literal(alternative) is not None for alternative in alternatives):
+        return alternatives
+    groups: dict[object, list[_Items]] = {}
+    for alternative in alternatives:
+        groups.setdefault(alternative[0][1], []).append(alternative[1:])
+    grouped = []
+    for char, rests in groups.items():
+        if len(rests) == 1:
+            grouped.append([(sre_constants.LITERAL, char), *rests[0]])
+        else:
+            branch = (sre_constants.BRANCH, (None, _grouped(rests)))
+            grouped.append([(sre_constants.LITERAL, char), branch])
+    return grouped
+
+
+def _boundary_after_literal(items: _Items) -> _Items:
+    r"""`\bx` as `x(?<!\w.)` (x a word character) or `x(?<=\w.)`; `\b(?:x|y)` likewise in
+    each alternative, where each starts with a literal."""
+    if len(items) < 2 or items[0] != (sre_constants.AT, sre_constants.AT_BOUNDARY):
+        return items
+    op, arg = items[1]
+    if op is sre_constants.LITERAL:
+        word = _WORD.match(chr(arg)) is not None  # type: ignore[arg-type]
+        look = sre_constants.ASSERT_NOT if word else sre_constants.ASSERT
+        return [items[1], (look, (-1, _WORD_CHAR + _ANY_CHAR)), *items[2:]]
+    if op is sre_constants.BRANCH:
+        alternatives = [
+            _boundary_after_literal([items[0], *alternative])
+            for alternative in arg[1]  # type: ignore[index]
+        ]
+        if all(_first_literal(alternative) is not None for alternative in alternatives):
+            return [(sre_constants.BRANCH, (None, _grouped(alternatives))), *items[2:]]
+    return items
+
+
+_AT_SOURCE = {
+    sre_constants.AT_BEGINNING: "^",
+    sre_constants.AT_END: "$",
+    sre_constants.AT_BOUNDARY: r"\b",
+    sre_constants.AT_NON_BOUNDARY: r"\B",
+    sre_constants.AT_BEGINNING_STRING: r"\A",
+    sre_constants.AT_END_STRING: r"\Z",
+}
+_CATEGORY_SOURCE = {
+    sre_constants.CATEGORY_DIGIT: r"\d",
+    sre_constants.CATEGORY_NOT_DIGIT: r"\D",
+    sre_constants.CATEGORY_SPACE: r"\s",
+    sre_constants.CATEGORY_NOT_SPACE: r"\S",
+    sre_constants.CATEGORY_WORD: r"\w",
+    sre_constants.CATEGORY_NOT_WORD: r"\W",
+}
+
+
+def _unparse(items: Iterable[tuple[object, object]]) -> str:
+    """Regex source for parsed items (those rules use; anything else is an error)."""
+    return "".join(_unparse_item(op, arg) for op, arg in items)
+
+
+def _unparse_item(op: object, arg: object) -> str:
+    if op is sre_constants.LITERAL:
+        return re.escape(chr(arg))  # type: ignore[arg-type]
+    if op is sre_constants.NOT_LITERAL:
+        return "[^" + _set_char(arg) + "]"  # type: ignore[arg-type]
+    if op is sre_constants.ANY:
+        return "."
+    if op is sre_constants.AT:
+        return _AT_SOURCE[arg]  # type: ignore[index]
+    if op is sre_constants.IN:
+        return "[" + "".join(_unparse_set_item(o, a) for o, a in arg) + "]"  # type: ignore[attr-defined]
+    if op is sre_constants.BRANCH:
+        return "(?:" + "|".join(_unparse(alternative) for alternative in arg[1]) + ")"  # type: ignore[index]
+    if op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, sre_constants.POSSESSIVE_REPEAT):
+        low, high, item = arg  # type: ignore[misc]
+        item = list(item)
+        body = _unparse(item)
+        if not (len(item) == 1 and item[0][0] in _ATOMS):
+            body = "(?:" + body + ")"
+        unbounded = high == sre_constants.MAXREPEAT
+        count = (
+            "*"
+            if (low, unbounded) == (0, True)
+            else "+"
+            if (low, unbounded) == (1, True)
+            else "?"
+            if (low, high) == (0, 1)
+            else f"{{{low},}}"
+            if unbounded
+            else f"{{{low}}}"
+            if low == high
+            else f"{{{low},{high}}}"
+        )
+        mode = {sre_constants.MIN_REPEAT: "?", sre_constants.POSSESSIVE_REPEAT: "+"}.get(op, "")
+        return body + count + mode
+    if op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
+        direction, item = arg  # type: ignore[misc]
+        kind = (
+            ("=" if op is sre_constants.ASSERT else "!")
+            if direction > 0
+            else ("<=" if op is sre_constants.ASSERT else "<!")
+        )
+        return "(?" + kind + _unparse(item) + ")"
+    if op is sre_constants.ATOMIC_GROUP:
+        return "(?>" + _unparse(arg) + ")"  # type: ignore[arg-type]
+    raise ValueError(f"cannot lay out regex opcode {op}")
+
+
+_ATOMS = (sre_constants.LITERAL, sre_constants.NOT_LITERAL, sre_constants.ANY, sre_constants.IN)
+
+
+def _unparse_set_item(op: object, arg: object) -> str:
+    if op is sre_constants.NEGATE:
+        return "^"
+    if op is sre_constants.LITERAL:
+        return _set_char(arg)  # type: ignore[arg-type]
+    if op is sre_constants.RANGE:
+        low, high = arg  # type: ignore[misc]
+        return _set_char(low) + "-" + _set_char(high)
+    if op is sre_constants.CATEGORY:
+        return _CATEGORY_SOURCE[arg]  # type: ignore[index]
+    raise ValueError(f"cannot lay out regex set item {op}")
+
+
+def _set_char(code: int) -> str:
+    char = chr(code)
+    return "\\" + char if char in "\\]^-[" else re.escape(char)
+
+
+# --------------------------------------------------------------------------------------------
 # Rules
 # --------------------------------------------------------------------------------------------
 
@@ -384,7 +757,11 @@ class _Head:
     # a text holding a lead ("bo qua" needs "bo" right before "qua", not just both somewhere).
     pairs: frozenset[tuple[str, str]] | None
     offsets: tuple[int, ...]  # where the word sits in the leads ("<|im_start|>": 2)
-    follows: str  # regex for the rest of the leads, after the word (with lookbehinds)
+    # Per lead: a lookbehind that holds at the end of the word (the lead's punctuation prefix
+    # and the word, or a word start) and the literal rest of the lead after the word; and where
+    # the word sits in it.
+    rests: tuple[tuple[str, str], ...]
+    lead_offsets: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -426,14 +803,13 @@ class Rule:
             groups.setdefault(word.group(), []).append(lead)
         heads = []
         for word, leads in groups.items():
-            alternatives = []
+            rests = []
             for lead in leads:
                 at = lead.index(word)
-                prefix, rest = re.escape(lead[:at] + word), re.escape(lead[at + len(word) :])
+                prefix = re.escape(lead[:at] + word)
                 # A lead starts a word, or sits right after its own punctuation prefix.
                 behind = f"(?<={prefix})" if at else f"(?<![a-z0-9]{prefix})"
-                alternatives.append(behind + rest)
-            alternatives.sort(key=len, reverse=True)
+                rests.append((behind, lead[at + len(word) :]))
             heads.append(
                 _Head(
                     word=word,
@@ -441,7 +817,8 @@ class Rule:
                     gate=frozenset.intersection(*map(_words_of, leads)),
                     pairs=_first_pairs(leads),
                     offsets=tuple(sorted({lead.index(word) for lead in leads})),
-                    follows="(?:" + "|".join(alternatives) + ")",
+                    rests=tuple(rests),
+                    lead_offsets=tuple(lead.index(word) for lead in leads),
                 )
             )
         object.__setattr__(self, "heads", tuple(heads))
@@ -459,9 +836,31 @@ class Rule:
     def body(self) -> str:
         return self.pattern.pattern.split(_BODY_MARK, 1)[1]
 
+    # The patterns as matched: laid out by `_optimized` (same matches, found sooner), on first
+    # use. The ungated reference matches the patterns as written.
+    @functools.cached_property
+    def fast(self) -> re.Pattern[str]:
+        return re.compile(_optimized(self.pattern.pattern))
+
+    @functools.cached_property
+    def fast_body(self) -> str:
+        return _optimized(self.body)
+
+    @functools.cached_property
+    def fast_needs_before(self) -> re.Pattern[str] | None:
+        return (
+            None if self.needs_before is None else re.compile(_optimized(self.needs_before.pattern))
+        )
+
+    @functools.cached_property
+    def fast_unless_before(self) -> re.Pattern[str] | None:
+        if self.unless_before is None:
+            return None
+        return re.compile(_optimized(self.unless_before.pattern))
+
     def possible(self, words: frozenset[str]) -> bool:
         """False if the text with these words cannot contain a match."""
-        for gate in self.gates:  # noqa: SIM110 - a plain loop: this runs per rule per chunk
+        for gate in self.gates:  # noqa: SIM110 - a plain loop: this runs per rule per text
             if gate.isdisjoint(words):
                 return False
         return True
@@ -797,6 +1196,9 @@ _EN_RULES: tuple[Rule, ...] = (
         "en.ignore_previous",
         _EN_IGNORE,
         r"(?: about| all about)?"
+        # Both ways need a noun within six words: a cheap test that spares most occurrences
+        # ("ignore whitespace") the search for a strong word within 90 characters.
+        + rf"(?=(?: [a-z0-9'&/-]+){{0,6}}? {_EN_NOUN}{_END})"
         + _alt(
             # "... your / previous / system ... instructions|rules|guidelines ..."
             rf"(?=.{{0,90}}?(?<![a-z]){_EN_STRONG}{_END}){_EN_FILL}{{0,6}}? {_EN_NOUN}{_END}",
@@ -816,6 +1218,7 @@ _EN_RULES: tuple[Rule, ...] = (
     _rule(
         "en.ignore_previous",
         _EN_WEAK_IGNORE,
+        rf"(?=(?: [a-z0-9'&/-]+){{0,4}}? {_EN_WEAK_VERB_NOUN}{_END})"  # as above, cheap first
         rf"(?=.{{0,60}}?(?<![a-z]){_EN_WEAK_STRONG}{_END}){_EN_FILL}{{0,4}}? "
         rf"{_EN_WEAK_VERB_NOUN}{_END}" + _EN_DATA_TAIL,
         unless_before=_EN_GUARD,
@@ -1839,8 +2242,7 @@ _NEEDS_REACH = 160  # characters `needs_before` may reach back
 _LONGEST = 600  # no rule's match (before `needs_before`) is longer than this
 
 
-_CHUNK = 8192  # rules are gated per chunk of this many characters...
-_OVERLAP = _LONGEST + _NEEDS_REACH  # ...overlapping by more than any match with its context
+_MAX_OFFSET = max(head.offsets[-1] for rule in RULES for head in rule.heads)
 
 
 def _match_rules(
@@ -1849,101 +2251,126 @@ def _match_rules(
     *,
     prefilter: bool = True,
     spelling: frozenset[str] | None = None,
-) -> tuple[Rule | None, frozenset[str]]:
-    """A rule with a match that starts inside one of `spans` (or None), and the spans' words.
+) -> tuple[Rule | None, frozenset[str], bool]:
+    """A rule with a match that starts inside one of `spans` (stretched by `_LONGEST`), or
+    None; the words screening uses around the spans (the rules' words that are there, and
+    every word of one character or of letters and digits); and whether two one-character
+    words stand there with one character between them.
 
-    With `prefilter=False` nothing is gated and every rule's full pattern is searched; the
-    verdict must be the same (that is what the gates and scans promise), tests check it.
+    A rule matches at a start where its pattern matches the whole text from there and
+    `_allows` it. With `prefilter=False` nothing is gated and every rule's pattern is searched;
+    the verdict is the same (that is what the gates and scans promise), tests check it.
     """
-    chunks = _chunks(len(text), spans)
-    chunk_tokens = [_tokens(text[lo:hi]) for lo, hi in chunks]
-    chunk_words = [frozenset(tokens) for tokens in chunk_tokens]
-    words = frozenset().union(*chunk_words)
+    regions = _regions(len(text), spans)
+    whole = regions == [(0, len(text))]
+    # The words a match starting in a region may need: its lead and body after the start, its
+    # `needs_before` context before it.
+    found = [
+        _Tokens.of(text, max(0, lo - _NEEDS_REACH), min(len(text), hi + _LONGEST))
+        for lo, hi in regions
+    ]
+    words = frozenset().union(*(tokens.words for tokens in found))
+    apart = any(tokens.letters_apart for tokens in found)
     if not prefilter:
         for rule in RULES:
-            for lo, hi in chunks:
+            for lo, hi in regions:
                 pos = lo
-                while (match := rule.pattern.search(text, pos, hi)) is not None:
-                    if _allows(rule, text, match.start(), hi):
-                        return rule, words
+                while (match := rule.pattern.search(text, pos)) is not None and match.start() < hi:
+                    if _allows(rule, text, match.start(), fast=False):
+                        return rule, words, apart
                     pos = match.start() + 1
-        return None, words
-    candidates = [
-        rule
-        for rule in RULES
-        if rule.possible(words) and (spelling is None or not spelling.isdisjoint(rule.vocabulary))
-    ]
-    if not candidates:
-        return None, words
-    several = len(chunks) > 1
-    for (lo, hi), tokens, present in zip(chunks, chunk_tokens, chunk_words, strict=True):
-        # One scan per lead word, shared by every rule with leads starting with it; words are
-        # scanned in the order rules first need them, so earlier rules tend to be named.
-        members: dict[str, list[tuple[Rule, tuple[int, ...]]]] = {}
-        adjacent: set[tuple[str, str]] | None = None
-        for rule in candidates:
-            if several and not rule.possible(present):
+        return None, words, apart
+    pairs = frozenset().union(*(tokens.pairs for tokens in found))
+    # One look per lead word, shared by every rule with leads starting with it; words are
+    # looked at in the order rules first need them, so earlier rules tend to be named.
+    members: dict[str, set[int]] = {}
+    gated: dict[int, bool] = {}
+    for index, rule, word, gate, first_pairs in _HEADS:
+        if not gate <= words or (first_pairs is not None and first_pairs.isdisjoint(pairs)):
+            continue
+        allowed = gated.get(index)
+        if allowed is None:
+            allowed = gated[index] = rule.possible(words) and (
+                spelling is None or not spelling.isdisjoint(rule.vocabulary)
+            )
+        if allowed:
+            members.setdefault(word, set()).add(index)
+    if not members:
+        return None, words, apart
+    places = _lead_places(text, regions, found, list(members))
+    for word, allowed in members.items():
+        scanner = _SCANNERS[word]
+        at_word = places[word]
+        # One match marks the rules (and offsets) whose lead is here and whose body matches
+        # after it: most occurrences of leads fail here, in the regex engine.
+        for at, marked in zip(
+            at_word, map(scanner.check.match, itertools.repeat(text), at_word), strict=True
+        ):
+            if marked is None or marked.lastindex is None:
                 continue
-            for head in rule.heads:
-                if not head.gate <= present:
+            for (index, rule, offset, _), mark in zip(
+                scanner.entries, marked.groups(), strict=True
+            ):
+                if mark is None or index not in allowed:
                     continue
-                if head.pairs is not None:
-                    if adjacent is None:
-                        adjacent = set(zip(tokens, tokens[1:], strict=False))
-                    if head.pairs.isdisjoint(adjacent):
-                        continue
-                members.setdefault(head.word, []).append((rule, head.offsets))
-        for word, rules in members.items():
-            scanner = _SCANNERS[word]
-            pos = lo
-            while (match := scanner.search(text, pos, hi)) is not None:
-                at = match.start()
-                for rule, offsets in rules:
-                    for offset in offsets:
-                        if at >= offset and _allows(rule, text, at - offset, hi):
-                            return rule, words
-                pos = at + 1
-    return None, words
+                start = at - offset
+                if start >= 0 and (whole or _inside(regions, start)) and _allows(rule, text, start):
+                    return rule, words, apart
+    return None, words, apart
 
 
-def _allows(rule: Rule, text: str, start: int, end: int) -> bool:
-    """Whether the rule matches at `start` (a word start) and its framing allows it."""
+def _lead_places(
+    text: str, regions: list[tuple[int, int]], found: list[_Tokens], words: list[str]
+) -> dict[str, list[int]]:
+    """Per lead word (of `words`): where it starts a word inside the regions (or up to
+    `_MAX_OFFSET` after, as the word of a lead with a punctuation prefix), in order, and, where
+    all its leads have two words, is followed by the second word of one of them.
+
+    Words whose leads end with them and whose rules may read on into the same word
+    (`_TokenTable.unsafe`) are found where a word starts with them.
+    """
+    import numpy as np
+
+    table = _token_table()
+    rank = np.full(len(table.words) + 1, -1, dtype=np.int64)
+    for order, word in enumerate(words):
+        index = table.index.get(word)
+        if index is not None and word not in table.unsafe:
+            rank[index] = order
+    ranks, starts = [], []
+    for (lo, hi), tokens in zip(regions, found, strict=True):
+        ranked = rank[tokens.ids]
+        keep = (ranked >= 0) & (~table.needs_pair[tokens.ids] | tokens.paired)
+        keep &= (tokens.starts >= lo) & (tokens.starts < hi + _MAX_OFFSET)
+        ranks.append(ranked[keep])
+        starts.append(tokens.starts[keep])
+    ranked, at = np.concatenate(ranks), np.concatenate(starts)
+    order = np.lexsort((at, ranked))
+    places: dict[str, list[int]] = {word: [] for word in words}
+    for word_order, start in zip(ranked[order].tolist(), at[order].tolist(), strict=True):
+        places[words[word_order]].append(start)
+    for word in words:
+        if word in table.unsafe:
+            places[word] = sorted(
+                start
+                for (lo, hi), tokens in zip(regions, found, strict=True)
+                for start in tokens.starting_with(word)
+                if lo <= start < hi + _MAX_OFFSET
+            )
+    return places
+
+
+def _allows(rule: Rule, text: str, start: int, *, fast: bool = True) -> bool:
+    """Whether the rule matches at `start` (a word start) and its framing allows it (with its
+    patterns as written where `fast` is false)."""
     if start and text[start].isalnum() and text[start - 1].isalnum():
         return False
-    return rule.pattern.match(text, start, end) is not None and _framing_allows(rule, text, start)
+    pattern = rule.fast if fast else rule.pattern
+    return pattern.match(text, start) is not None and _framing_allows(rule, text, start, fast)
 
 
-# Lead words so frequent in ordinary text that their scans carry the rule bodies, so the regex
-# engine rejects most occurrences itself; rarer words scan for the bare leads.
-_FREQUENT = frozenset(
-    _words(
-        "a|about|above|act|all|an|any|are|as|be|before|ban|bo|cho|che|chi|co|do|don|end|every|"
-        "for|free|from|go|gui|has|have|hay|i|in|is|it|la|lo|moi|new|no|not|note|of|on|only|our|"
-        "real|system|the|that|this|to|tra|true|tu|user|what|which|who|with|without|you|your"
-    )
-)
-
-
-def _scanners(rules: Iterable[Rule]) -> dict[str, re.Pattern[str]]:
-    """Per lead word: a pattern that starts with the word as a literal (the regex engine then
-    scans for it as fast as str.find; an alternation would be tried at every position)."""
-    parts: dict[str, list[str]] = {}
-    for rule in rules:
-        for head in rule.heads:
-            body = f"{_BODY_MARK}(?:{rule.body})" if head.word in _FREQUENT else ""
-            parts.setdefault(head.word, []).append(head.follows + body)
-    return {
-        word: re.compile(re.escape(word) + "(?:" + "|".join(alts) + ")")
-        for word, alts in parts.items()
-    }
-
-
-_SCANNERS = _scanners(RULES)
-
-
-def _chunks(length: int, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Overlapping chunks covering the spans (merged, and stretched to hold a match starting
-    in them); every such match, with its context, lies entirely within one chunk."""
+def _regions(length: int, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Where matches may start: the spans, each stretched by `_LONGEST`, merged."""
     merged: list[tuple[int, int]] = []
     for lo, hi in sorted(spans):
         lo, hi = max(0, lo), min(length, hi + _LONGEST)
@@ -1951,42 +2378,378 @@ def _chunks(length: int, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
         else:
             merged.append((lo, hi))
-    chunks: list[tuple[int, int]] = []
-    for lo, hi in merged:
-        start = lo
-        while True:
-            chunks.append((start, min(hi, start + _CHUNK)))
-            if start + _CHUNK >= hi:
-                break
-            start += _CHUNK - _OVERLAP
-    return chunks
+    return merged
 
 
-def _framing_allows(rule: Rule, text: str, start: int) -> bool:
-    if rule.needs_before is not None:
-        context = rule.needs_before.search(text, max(0, start - _NEEDS_REACH), start)
+def _inside(regions: list[tuple[int, int]], at: int) -> bool:
+    return any(lo <= at < hi for lo, hi in regions)
+
+
+def _factored(alternatives: list[tuple[str, str]]) -> str:
+    """A regex for any literal + pattern of (literal, pattern) pairs, with literals that share
+    a first character behind one test of it (the regex engine skips an alternative that starts
+    with a literal after one comparison)."""
+    by_first: dict[str, list[tuple[str, str]]] = {}
+    tails: list[str] = []
+    for literal, pattern in alternatives:
+        if literal:
+            by_first.setdefault(literal[0], []).append((literal[1:], pattern))
+        elif pattern not in tails:
+            tails.append(pattern)
+    parts = [re.escape(first) + _factored(group) for first, group in by_first.items()] + tails
+    return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
+
+
+@dataclass(frozen=True)
+class _Scanner:
+    """How the leads on one word are checked where the word stands (see `_lead_places`).
+
+    `check` starts with the word and consumes only it; it sets its group i where a lead of
+    `entries[i]` (rule index, rule, offset of the word in the lead, those leads' rests after
+    the word, lookbehinds included) is there and that rule's body matches after it.
+    """
+
+    word: str
+    entries: tuple[tuple[int, Rule, int, str], ...]
+
+    @functools.cached_property
+    def check(self) -> re.Pattern[str]:
+        # Compiled on first use: all of them would add half a second to import, and a text
+        # needs those of the words it holds.
+        marks = "".join(
+            f"(?:(?=(?:{rests})(?:{rule.fast_body}))())?" for _, rule, _, rests in self.entries
+        )
+        return re.compile(re.escape(self.word) + marks)
+
+
+def _scanners(rules: Iterable[Rule]) -> dict[str, _Scanner]:
+    """The scanner of every lead word."""
+    entries: dict[str, list[tuple[int, Rule, int, str]]] = {}
+    for index, rule in enumerate(rules):
+        for head in rule.heads:
+            by_offset: dict[int, dict[str, list[tuple[str, str]]]] = {}
+            for (behind, rest), offset in zip(head.rests, head.lead_offsets, strict=True):
+                by_offset.setdefault(offset, {}).setdefault(behind, []).append((rest, ""))
+            for offset in sorted(by_offset):
+                rests = _lead_alternatives(by_offset[offset])
+                entries.setdefault(head.word, []).append((index, rule, offset, rests))
+    return {word: _Scanner(word=word, entries=tuple(found)) for word, found in entries.items()}
+
+
+def _lead_alternatives(groups: dict[str, list[tuple[str, str]]]) -> str:
+    """The rests of leads after their word, each lookbehind tested once."""
+    return "|".join(behind + _factored(items) for behind, items in groups.items())
+
+
+_SCANNERS = _scanners(RULES)
+_LEAD_PAIRS = frozenset(pair for rule in RULES for head in rule.heads for pair in head.pairs or ())
+# Every head of every rule, in rule order: (rule index, rule, word, gate, first two words).
+_HEADS = tuple(
+    (index, rule, head.word, head.gate, head.pairs)
+    for index, rule in enumerate(RULES)
+    for head in rule.heads
+)
+
+
+def _reads_on(items: _Items, last: str) -> bool:
+    """Whether a body (parsed) may match, right after a lead that ends with a word whose last
+    character is `last`, reading on into that word (its first character a letter or digit) or
+    matching nothing with nothing to say the word ended there. Conservative: True if unsure."""
+    for at, (op, arg) in enumerate(items):
+        rest = items[at + 1 :]
+        if op in (sre_constants.LITERAL, sre_constants.NOT_LITERAL, sre_constants.IN):
+            return bool(_alnum_in(op, arg))
+        if op is sre_constants.ANY:
+            return True
+        if op is sre_constants.AT:
+            if arg in (
+                sre_constants.AT_BOUNDARY,
+                sre_constants.AT_END,
+                sre_constants.AT_END_STRING,
+            ):
+                return False  # after a letter or digit: the word ends here
+            continue
+        if op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
+            direction, inner = arg  # type: ignore[misc]
+            inner = list(inner)
+            single = len(inner) == 1 and inner[0][0] in (sre_constants.IN, sre_constants.LITERAL)
+            if direction < 0:
+                # (?<![a-z]) right after the word fails: no match this way
+                if op is sre_constants.ASSERT_NOT and single and last in _alnum_in(*inner[0]):
+                    return False
+                continue
+            if op is sre_constants.ASSERT_NOT:
+                if single and _alnum_in(*inner[0]) == _ALNUM:
+                    return False  # (?![a-z0-9])
+                continue
+            if not _reads_on(inner, last):
+                return False
+            continue
+        if op is sre_constants.BRANCH:
+            return any(_reads_on([*alternative, *rest], last) for alternative in arg[1])  # type: ignore[index]
+        if op in (
+            sre_constants.MAX_REPEAT,
+            sre_constants.MIN_REPEAT,
+            sre_constants.POSSESSIVE_REPEAT,
+        ):
+            low, _, item = arg  # type: ignore[misc]
+            if _reads_on([*item, *rest], last):
+                return True
+            if low:
+                return False
+            continue
+        if op is sre_constants.ATOMIC_GROUP:
+            return _reads_on([*arg, *rest], last)  # type: ignore[misc]
+        return True
+    return True
+
+
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
+@functools.lru_cache(maxsize=256)
+def _alnum_in_source(source: str) -> frozenset[str]:
+    matcher = re.compile(source)
+    return frozenset(char for char in _ALNUM if matcher.fullmatch(char))
+
+
+def _alnum_in(op: object, arg: object) -> frozenset[str]:
+    """The lowercase letters and digits one parsed character item matches."""
+    return _alnum_in_source(_unparse([(op, arg)]))
+
+
+@dataclass(frozen=True)
+class _TokenTable:
+    """What `_Tokens` looks words up in (numpy arrays, built on first use).
+
+    `words` are every word a rule's gates, heads or leads' first pairs name; id len(words)
+    stands for any other word. A word's hash picks a slot of `slots` (`_slot`, with a `spread`
+    that gives each of `words` a slot of its own), and the slot holds the id of the only word
+    that may be there; `hashes` holds each id's hash: a word is known if its hash is its
+    slot's word's.
+    `paired` is true at i * (len(words) + 1) + j where (words[i], words[j]) are a lead's first
+    two words; `needs_pair` is true for a lead word all of whose leads have two words. A lead
+    word found as a word of the text would miss a lead that ends with it where the rule's body
+    reads on into the same word ("apikey" + "[a-z0-9_]*" in "apikey_value"): those few,
+    `unsafe`, are looked for at the start of words (by the hash of their first characters).
+    """
+
+    words: tuple[str, ...]
+    index: dict[str, int]
+    spread: int
+    slots: np.ndarray
+    hashes: np.ndarray
+    paired: np.ndarray
+    pairs: dict[int, tuple[str, str]]
+    needs_pair: np.ndarray
+    unsafe: frozenset[str]
+
+
+_HASH_BASE = 0x9E3779B1  # odd, so invertible modulo 2**32
+# 32-bit hashes halve the arrays a 32 KB text sweeps through; a word of the text that shares
+# a hash with a rule's word only makes screening look where it need not.
+_HASH_BITS = 32
+_HASH_MODULUS = 1 << _HASH_BITS
+_SLOT_BITS = 16
+_token_table_: _TokenTable | None = None
+_powers_: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _word_hash(word: str) -> int:
+    """What `_Tokens` computes for a word: sum of its bytes times powers of the base, mod 2**32."""
+    return sum(byte * pow(_HASH_BASE, k, _HASH_MODULUS) for k, byte in enumerate(word.encode())) % (
+        _HASH_MODULUS
+    )
+
+
+def _slot(hashes: np.ndarray, spread: int) -> np.ndarray:
+    """The table slot of each hash: the top `_SLOT_BITS` bits of hash * spread, mod 2**32."""
+    import numpy as np
+
+    return (hashes * np.uint32(spread)) >> np.uint32(_HASH_BITS - _SLOT_BITS)
+
+
+def _token_table() -> _TokenTable:
+    global _token_table_
+    table = _token_table_
+    if table is not None:
+        return table
+    import numpy as np
+
+    vocabulary = {word for rule in RULES for gate in rule.gates for word in gate}
+    vocabulary |= {
+        word for rule in RULES for head in rule.heads for word in head.gate | {head.word}
+    }
+    vocabulary |= {word for pair in _LEAD_PAIRS for word in pair}
+    words = tuple(sorted(vocabulary))
+    index = {word: at for at, word in enumerate(words)}
+    other = len(words)
+    hashes = np.array([*map(_word_hash, words), 0], dtype=np.uint32)
+    # A multiplier that gives every word a slot of its own (one in a few dozen does).
+    spread = next(
+        multiplier
+        for multiplier in (_HASH_BASE * k % _HASH_MODULUS | 1 for k in range(1, 1 << 16))
+        if len(set(_slot(hashes[:other], multiplier).tolist())) == other
+    )
+    slots = np.full(1 << _SLOT_BITS, other, dtype=np.int64)
+    slots[_slot(hashes[:other], spread)] = np.arange(other)
+    width = other + 1
+    pairs = {index[first] * width + index[second]: (first, second) for first, second in _LEAD_PAIRS}
+    paired = np.zeros(width * width, dtype=bool)
+    paired[list(pairs)] = True
+    needs_pair = np.zeros(width, dtype=bool)
+    for word in index:
+        heads = [head for rule in RULES for head in rule.heads if head.word == word]
+        needs_pair[index[word]] = bool(heads) and all(head.pairs is not None for head in heads)
+    unsafe = frozenset(
+        head.word
+        for rule in RULES
+        for head in rule.heads
+        if any(rest == "" for _, rest in head.rests)
+        and _reads_on(list(sre_parse.parse(rule.body)), head.word[-1])
+    )
+    table = _TokenTable(
+        words=words,
+        index=index,
+        spread=spread,
+        slots=slots,
+        hashes=hashes,
+        paired=paired,
+        pairs=pairs,
+        needs_pair=needs_pair,
+        unsafe=unsafe,
+    )
+    _token_table_ = table
+    return table
+
+
+def _powers(length: int) -> tuple[np.ndarray, np.ndarray]:
+    """The base's powers and inverse powers modulo 2**32, at least `length` of each."""
+    global _powers_
+    powers = _powers_
+    if powers is None or len(powers[0]) < length:
+        import numpy as np
+
+        size = max(length, 1 << 16, 2 * len(powers[0]) if powers else 0)
+        base = np.full(size, _HASH_BASE, dtype=np.uint32)
+        inverse = np.full(size, pow(_HASH_BASE, -1, _HASH_MODULUS), dtype=np.uint32)
+        base[0] = inverse[0] = 1
+        powers = _powers_ = (
+            np.cumprod(base, dtype=np.uint32),
+            np.cumprod(inverse, dtype=np.uint32),
+        )
+    return powers
+
+
+@dataclass(frozen=True)
+class _Tokens:
+    """The words of a slice of a text (maximal runs of ASCII letters and digits), as numpy
+    arrays: where each starts in the text, which word of the rules it is (`_TokenTable`), and
+    whether it and the next are the first two words of a lead; with the words screening uses
+    (the rules' words found, and words of one character or of letters and digits)."""
+
+    starts: np.ndarray
+    ids: np.ndarray
+    paired: np.ndarray
+    words: frozenset[str]
+    pairs: frozenset[tuple[str, str]]
+    # Two one-character words with one character between them, somewhere: what runs of
+    # spaced or glued letters ("i g n o r e", "x_e_m") need.
+    letters_apart: bool
+    # The text's prefix sums of byte * base**position, and where each word ends (relative to
+    # the slice): what `starting_with` hashes a word's first characters from.
+    prefix: np.ndarray
+    ends: np.ndarray
+    lo: int
+
+    def starting_with(self, word: str) -> list[int]:
+        """Where words that start with `word` start (positions in the text)."""
+        import numpy as np
+
+        starts = self.starts - self.lo
+        long = np.flatnonzero(self.ends - starts >= len(word))
+        at = starts[long]
+        _, inverse = _powers(len(self.prefix))
+        heads = (self.prefix[at + len(word)] - self.prefix[at]) * inverse[at]
+        return (at[heads == np.uint32(_word_hash(word))] + self.lo).tolist()
+
+    @staticmethod
+    def of(text: str, lo: int, hi: int) -> _Tokens:
+        import numpy as np
+
+        table = _token_table()
+        spaced = _token_text(text[lo:hi])
+        chars = np.frombuffer(spaced.encode("ascii"), dtype=np.uint8)
+        edges = np.diff((chars != 32).view(np.int8), prepend=np.int8(0), append=np.int8(0))
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        # A word's hash from prefix sums: sum(byte * base**position), moved to position 0.
+        power, inverse = _powers(len(chars) + 1)
+        prefix = np.zeros(len(chars) + 1, dtype=np.uint32)
+        np.cumsum(chars.astype(np.uint32) * power[: len(chars)], out=prefix[1:])
+        hashes = (prefix[ends] - prefix[starts]) * inverse[starts]
+        ids = table.slots[_slot(hashes, table.spread)]
+        other = len(table.words)
+        ids[table.hashes[ids] != hashes] = other
+        codes = ids[:-1] * (other + 1) + ids[1:]
+        paired = np.zeros(len(ids), dtype=bool)
+        paired[:-1] = table.paired[codes]
+        lengths = ends - starts
+        present = np.flatnonzero(np.bincount(ids, minlength=other + 1)[:other]).tolist()
+        words = {table.words[at] for at in present}
+        words |= set(chars[starts[lengths == 1]].tobytes().decode("ascii"))
+        digit = (chars >= 48) & (chars <= 57)
+        if digit.any():
+            digits = np.concatenate(([0], np.cumsum(digit)))
+            in_word = digits[ends] - digits[starts]
+            mixed = np.flatnonzero((in_word > 0) & (in_word < lengths)).tolist()
+            words |= {spaced[starts[at] : ends[at]] for at in mixed}
+        single = lengths == 1
+        return _Tokens(
+            starts=starts + lo,
+            ids=ids,
+            paired=paired,
+            words=frozenset(words),
+            pairs=frozenset(table.pairs[code] for code in set(codes[paired[:-1]].tolist())),
+            letters_apart=bool((single[:-1] & single[1:] & (np.diff(starts) == 2)).any()),
+            prefix=prefix,
+            ends=ends,
+            lo=lo,
+        )
+
+
+def _framing_allows(rule: Rule, text: str, start: int, fast: bool = True) -> bool:
+    needs_before = rule.fast_needs_before if fast else rule.needs_before
+    if needs_before is not None:
+        context = needs_before.search(text, max(0, start - _NEEDS_REACH), start)
         if context is None:
             return False
         start = context.start()
-    if rule.unless_before is None:
+    unless_before = rule.fast_unless_before if fast else rule.unless_before
+    if unless_before is None:
         return True
-    return rule.unless_before.search(text, max(0, start - _BEFORE), start) is None
+    return unless_before.search(text, max(0, start - _BEFORE), start) is None
 
 
 def _first_rule(text: str, *, prefilter: bool = True) -> Rule | None:
     """The first curated rule matching the normalised text or one of its de-obfuscated views."""
-    rule, words = _match_rules(text, [(0, len(text))], prefilter=prefilter)
+    rule, words, apart = _match_rules(text, [(0, len(text))], prefilter=prefilter)
     if rule is not None:
         return rule
-    for view in (_deleeted(text, words), _despaced(text, words)):
+    for view in (_deleeted(text, words), _despaced(text, words) if apart else None):
         if view is None:
             continue
         view_text, changed = view
         # A view can only add a match near what it changed, and only for a rule that spells
-        # one of the words it wrote (anything else matched the text already).
+        # one of the words it wrote (anything else matched the text already); its words are
+        # the text's and those it wrote, so no such rule may be possible at all.
         near = [(max(0, lo - _LONGEST), hi + _NEEDS_REACH) for lo, hi in changed]
         written = _words_of(" ".join(view_text[lo:hi] for lo, hi in changed))
-        rule, _ = _match_rules(view_text, near, prefilter=prefilter, spelling=written)
+        if prefilter and not any(
+            not written.isdisjoint(rule.vocabulary) and rule.possible(words | written)
+            for rule in RULES
+        ):
+            continue
+        rule, _, _ = _match_rules(view_text, near, prefilter=prefilter, spelling=written)
         if rule is not None:
             return rule
     return None
