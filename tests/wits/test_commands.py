@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
@@ -115,12 +116,14 @@ def test_grantwits_refusals_raise_command_error_and_change_nothing(
 @pytest.mark.django_db
 def test_reconcile_command_prints_what_it_settled(make_user):
     user = make_user(wits=1000)
-    gone = timedelta(seconds=-1)
+    # A ttl must be positive: these expire a millisecond after they are made.
+    gone = timedelta(milliseconds=1)
     with_usage = ledger.reserve(user_id=user.id, request_id="a", amount=100, ttl=gone)
     ledger.record_usage(with_usage, actual=25)
     ledger.reserve(user_id=user.id, request_id="b", amount=100, ttl=gone)
     ledger.reserve(user_id=user.id, request_id="c", amount=100, ttl=gone)
     ledger.reserve(user_id=user.id, request_id="live", amount=100)
+    time.sleep(0.01)
 
     first = run("reconcile")
     second = run("reconcile")
