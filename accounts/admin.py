@@ -40,12 +40,8 @@ class TierAdmin(admin.ModelAdmin):
     ordering = ("sort_order", "slug")
     search_fields = ("slug", "name")
 
-    def save_model(
-        self, request: HttpRequest, obj: Tier, form: forms.ModelForm, change: bool
-    ) -> None:
-        super().save_model(request, obj, form, change)
-        # Cached API keys carry their account's limit: the new one applies on the next request.
-        keycache.bump(User.objects.filter(tier=obj).values_list("pk", flat=True))
+    # Saving a tier bumps its accounts' cached keys (accounts.signals): the new limit applies on
+    # the next request.
 
 
 class AccountCreationForm(AdminUserCreationForm):
@@ -133,9 +129,7 @@ class UserAdmin(DjangoUserAdmin):
         if not change:
             # The admin's add view runs in one transaction: user and wallet commit together.
             ledger.open_wallet(user_id=obj.pk)
-        else:
-            # Tier, custom limit or active flag may have changed: no cached key may outlive it.
-            keycache.bump([obj.pk])
+        # A changed tier, custom limit or active flag bumps the cached keys (accounts.signals).
 
     def delete_model(self, request: HttpRequest, obj: User) -> None:
         keycache.bump([obj.pk])

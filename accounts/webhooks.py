@@ -494,7 +494,8 @@ def after_charge(*, user_id: uuid.UUID, settlement: ledger.Settlement) -> Webhoo
     """
     if not settlement.applied or settlement.charged <= 0:
         return None
-    try:
+
+    def crossed_threshold() -> int | None:
         threshold = _announced_threshold(user_id)
         if threshold is None or not crosses(
             threshold=threshold,
@@ -502,14 +503,15 @@ def after_charge(*, user_id: uuid.UUID, settlement: ledger.Settlement) -> Webhoo
             charged=settlement.charged,
         ):
             return None
+        return threshold
+
+    try:
+        if crossed_threshold() is None:
+            return None
         # The copy may be stale: decide on the row itself.
         _forget(user_id)
-        threshold = _announced_threshold(user_id)
-        if threshold is None or not crosses(
-            threshold=threshold,
-            available_after=settlement.available_after,
-            charged=settlement.charged,
-        ):
+        threshold = crossed_threshold()
+        if threshold is None:
             return None
         return _record(
             user_id=user_id,

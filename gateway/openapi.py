@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from clawwits.errors import Code
+from gateway import validation
 
 JSON = "application/json"
 SSE = "text/event-stream"
@@ -441,18 +442,8 @@ CONTENT_BLOCK = _obj(
     {
         "type": {
             "type": "string",
-            "enum": [
-                "text",
-                "image",
-                "document",
-                "tool_use",
-                "tool_result",
-                "thinking",
-                "redacted_thinking",
-                "search_result",
-                "server_tool_use",
-                "web_search_tool_result",
-            ],
+            # The block types the gateway accepts: the validator's own list, not a copy of it.
+            "enum": sorted(validation.ANTHROPIC_BLOCK_TYPES),
         },
         "text": _str(),
         "source": _obj(

@@ -82,7 +82,7 @@ _ANTHROPIC_FIELDS = frozenset(
         "context_management",
     }
 )
-_ANTHROPIC_BLOCK_TYPES = frozenset(
+ANTHROPIC_BLOCK_TYPES = frozenset(
     {
         "text",
         "image",
@@ -141,11 +141,6 @@ class EmbedCall:
 
 def _bad(param: str, message: str) -> ApiError:
     return ApiError(Code.INVALID_REQUEST, f"{param}: {message}", param=param)
-
-
-def parse_json(raw: bytes) -> dict:
-    """The body as a JSON object of valid Unicode; 400 for anything else (see clawwits.jsonbody)."""
-    return jsonbody.loads_object(raw)
 
 
 def _unknown_fields(body: dict, allowed: frozenset[str]) -> None:
@@ -321,7 +316,7 @@ def _openai_tools(body: dict) -> bool:
 
 
 def parse_openai_chat(raw: bytes, limits: Limits) -> ChatCall:
-    body = parse_json(raw)
+    body = jsonbody.loads_object(raw)
     _unknown_fields(body, _OPENAI_CHAT_FIELDS)
     model = _model(body)
     messages = body.get("messages")
@@ -392,8 +387,8 @@ def parse_openai_chat(raw: bytes, limits: Limits) -> ChatCall:
 
 def _anthropic_block(block: object, param: str, limits: Limits, texts: list[str]) -> int:
     """Validates one content block; returns inline image bytes (0 for other blocks)."""
-    if not isinstance(block, dict) or not _one_of(block.get("type"), _ANTHROPIC_BLOCK_TYPES):
-        raise _bad(f"{param}.type", f"must be one of {', '.join(sorted(_ANTHROPIC_BLOCK_TYPES))}.")
+    if not isinstance(block, dict) or not _one_of(block.get("type"), ANTHROPIC_BLOCK_TYPES):
+        raise _bad(f"{param}.type", f"must be one of {', '.join(sorted(ANTHROPIC_BLOCK_TYPES))}.")
     kind = block["type"]
     if kind == "text":
         _text(block.get("text"), f"{param}.text", limits, texts)
@@ -473,7 +468,7 @@ def _anthropic_tools(body: dict) -> bool:
 
 
 def parse_anthropic_messages(raw: bytes, limits: Limits) -> ChatCall:
-    body = parse_json(raw)
+    body = jsonbody.loads_object(raw)
     _unknown_fields(body, _ANTHROPIC_FIELDS)
     model = _model(body)
     max_tokens = body.get("max_tokens")
@@ -534,7 +529,7 @@ def parse_anthropic_messages(raw: bytes, limits: Limits) -> ChatCall:
 
 
 def parse_embeddings(raw: bytes, limits: Limits) -> EmbedCall:
-    body = parse_json(raw)
+    body = jsonbody.loads_object(raw)
     _unknown_fields(body, _EMBEDDING_FIELDS)
     model = _model(body)
     value = body.get("input")
