@@ -138,6 +138,12 @@ _default_db: dict = {
 if _db.engine.endswith("postgresql"):
     # pgbouncer in transaction mode cannot keep a server-side cursor across statements.
     _default_db["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DB_DISABLE_SERVER_SIDE_CURSORS", False)
+    # The ledger's statements bind their parameters on the server and are prepared after a few
+    # runs on a connection (Django's own queries bind on the client and are never prepared).
+    # pgbouncer before 1.21 in transaction mode cannot keep prepared statements: switch off.
+    _default_db["OPTIONS"]["prepare_threshold"] = (
+        5 if env_bool("DB_PREPARED_STATEMENTS", True) else None
+    )
     if env_bool("DB_POOL", False):
         # A pool keeps connection count bounded however many greenlets or threads a worker runs.
         _default_db["OPTIONS"]["pool"] = {

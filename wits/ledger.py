@@ -34,6 +34,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
+from django.db.backends.postgresql.base import ServerBindingCursor
+from django.db.backends.utils import CursorWrapper
 from django.db.models import AutoField
 from django.utils import timezone
 
@@ -56,9 +58,25 @@ def _one_statement(sql: str, params: list[object]) -> tuple | None:
     savepoint, so a refused statement (a duplicate request id) leaves that transaction usable,
     as the portable path's atomic block does."""
     guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
-    with guard, connection.cursor() as cursor:
+    with guard, _bound_cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()
+
+
+def _bound_cursor() -> CursorWrapper:
+    """Django's cursor wrapper around a psycopg cursor that binds parameters on the server.
+
+    Django's default psycopg cursor quotes every parameter into the SQL text in Python, and
+    PostgreSQL then parses and plans the whole CTE again on each call. Bound by the server,
+    the parameters cost no quoting, and psycopg prepares a statement once it has run a few
+    times on a connection (`DB_PREPARED_STATEMENTS`), so each ledger statement is planned once
+    per connection. The wrapper keeps Django's error translation, execute wrappers and query
+    logging.
+    """
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        raw = ServerBindingCursor(connection.connection)
+    return connection._prepare_cursor(raw)
 
 
 class LedgerError(Exception):
