@@ -204,8 +204,9 @@ def prepare_database(env: dict[str, str], upstreams: dict[str, Upstream], work: 
     """Migrate, create the bench account and its key, load the providers; return the key."""
     manage(env, "migrate", "--noinput", timeout=300)
     email = f"bench-{time.time_ns()}@bench.example.com"
+    # `--password=` form: a token starting with "-" would read as an option.
     manage(
-        env, "createaccount", email, "--password", secrets.token_urlsafe(16),
+        env, "createaccount", email, f"--password={secrets.token_urlsafe(16)}",
         "--tier", "enterprise", "--grant", "0",
     )  # fmt: skip
     manage(
