@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, models, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.backends.utils import CursorWrapper
 from django.db.models import AutoField
@@ -57,13 +58,14 @@ def _one_statement(sql: str, params: list[object]) -> tuple | None:
     """Run one ledger statement and return its row. Inside a caller's transaction it gets a
     savepoint, so a refused statement (a duplicate request id) leaves that transaction usable,
     as the portable path's atomic block does."""
-    guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
-    with guard, _bound_cursor() as cursor:
+    db = connections[DEFAULT_DB_ALIAS]  # one lookup; each `connection.x` is a context-local one
+    guard = transaction.atomic() if db.in_atomic_block else contextlib.nullcontext()
+    with guard, _bound_cursor(db) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()
 
 
-def _bound_cursor() -> CursorWrapper:
+def _bound_cursor(db: BaseDatabaseWrapper) -> CursorWrapper:
     """Django's cursor wrapper around a psycopg cursor that binds parameters on the server.
 
     Django's default psycopg cursor quotes every parameter into the SQL text in Python, and
@@ -73,10 +75,10 @@ def _bound_cursor() -> CursorWrapper:
     per connection. The wrapper keeps Django's error translation, execute wrappers and query
     logging.
     """
-    connection.ensure_connection()
-    with connection.wrap_database_errors:
-        raw = ServerBindingCursor(connection.connection)
-    return connection._prepare_cursor(raw)
+    db.ensure_connection()
+    with db.wrap_database_errors:
+        raw = ServerBindingCursor(db.connection)
+    return db._prepare_cursor(raw)
 
 
 class LedgerError(Exception):
