@@ -25,17 +25,23 @@ Guarantees:
   nest unbounded repetitions are rejected by `validate_pattern`.
 - A blocklist term that cannot be compiled is skipped (and logged once per compiled blocklist)
   instead of failing every request.
+- `screen` keeps recent per-text verdicts in a bounded LRU (4096 entries) keyed by a 128-bit
+  BLAKE2 digest of the raw text and the blocklist's `version` (a digest of its terms): a text
+  seen again under the same blocklist gets the verdict it got before, a changed blocklist
+  misses, and the cache holds no text.
 """
 
 from __future__ import annotations
 
 import codecs
 import functools
+import hashlib
 import itertools
 import logging
 import re
 import threading
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from re import _constants as sre_constants  # type: ignore[attr-defined]
@@ -2781,6 +2787,18 @@ class Blocklist:
     regex: tuple[tuple[int, re.Pattern[str]], ...]
     skipped: tuple[int, ...] = ()
 
+    @functools.cached_property
+    def version(self) -> bytes:
+        """A digest of what the blocklist matches: equal for blocklists compiled from the same
+        terms, different once a term is added, removed or edited."""
+        sources = repr(
+            (
+                [(term_id, term) for term_id, term, _ in self.plain],
+                [(term_id, matcher.pattern, matcher.flags) for term_id, matcher in self.regex],
+            )
+        )
+        return hashlib.blake2b(sources.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
     def first_match(self, text: str) -> int | None:
         """Id of the first term (plain terms first, then regexes, each in id order) that matches
         the normalised text, or None."""
@@ -2917,12 +2935,25 @@ def _compile_key(key: tuple[tuple[int, str, bool], ...]) -> Blocklist:
 # --------------------------------------------------------------------------------------------
 
 
-def screen(texts: Iterable[str], *, blocklist: Blocklist | Iterable[Term] | None = None) -> Verdict:
+# Verdicts of texts screened lately, by (blocklist version, digest of the raw text): a
+# conversation re-sends its earlier messages with every turn, and clients retry.
+_VERDICTS: OrderedDict[tuple[bytes, bytes], Verdict] = OrderedDict()
+_VERDICTS_SIZE = 4096
+_verdicts_lock = threading.Lock()
+
+
+def screen(
+    texts: Iterable[str], *, blocklist: Blocklist | Iterable[Term] | None = None, cache: bool = True
+) -> Verdict:
     """Block if any text matches the admin blocklist or a curated prompt-injection rule.
 
     `blocklist` is a compiled `Blocklist`, an iterable of terms (compiled and cached here), or
     None. The blocklist is checked before the curated rules. The verdict names the rule or the
     term id, never the text that matched.
+
+    Each text's verdict is kept in a bounded LRU keyed by a 128-bit BLAKE2 digest of the text
+    and the blocklist's `version` (never the text itself), so a text seen again costs a hash;
+    `cache=False` screens every text afresh (the verdict is the same either way).
     """
     compiled = (
         EMPTY_BLOCKLIST
@@ -2934,12 +2965,36 @@ def screen(texts: Iterable[str], *, blocklist: Blocklist | Iterable[Term] | None
     for raw in texts:
         if not raw:
             continue
-        text = normalize(raw)
-        if compiled.plain or compiled.regex:
-            term_id = compiled.first_match(text)
-            if term_id is not None:
-                return Verdict(blocked=True, rule_id=f"blocklist.{term_id}", category=BLOCKLIST)
-        rule = _first_rule(text)
-        if rule is not None:
-            return Verdict(blocked=True, rule_id=rule.id, category=rule.category)
+        verdict = _screen_cached(raw, compiled) if cache else _screen_text(raw, compiled)
+        if verdict.blocked:
+            return verdict
+    return ALLOWED
+
+
+def _screen_cached(raw: str, compiled: Blocklist) -> Verdict:
+    digest = hashlib.blake2b(raw.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    key = (compiled.version, digest)
+    with _verdicts_lock:
+        verdict = _VERDICTS.get(key)
+        if verdict is not None:
+            _VERDICTS.move_to_end(key)
+            return verdict
+    verdict = _screen_text(raw, compiled)
+    with _verdicts_lock:
+        _VERDICTS[key] = verdict
+        if len(_VERDICTS) > _VERDICTS_SIZE:
+            _VERDICTS.popitem(last=False)
+    return verdict
+
+
+def _screen_text(raw: str, compiled: Blocklist) -> Verdict:
+    """The verdict on one non-empty text, screened in full."""
+    text = normalize(raw)
+    if compiled.plain or compiled.regex:
+        term_id = compiled.first_match(text)
+        if term_id is not None:
+            return Verdict(blocked=True, rule_id=f"blocklist.{term_id}", category=BLOCKLIST)
+    rule = _first_rule(text)
+    if rule is not None:
+        return Verdict(blocked=True, rule_id=rule.id, category=rule.category)
     return ALLOWED

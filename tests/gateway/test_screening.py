@@ -797,3 +797,68 @@ def test_validate_pattern_rejects_unusable_terms(pattern: str, is_regex: bool, r
 
     assert error is not None
     assert reason in error
+
+
+# ---- verdict cache ---------------------------------------------------------------------------
+
+
+def test_cached_verdicts_equal_verdicts_screened_afresh() -> None:
+    # given every row, screened twice through the cache (the second time from it)
+    texts = [r.text for r in ROWS]
+    first = [screening.screen([t]) for t in texts]
+    again = [screening.screen([t]) for t in texts]
+
+    # then both equal screening without the cache
+    assert first == again == [screening.screen([t], cache=False) for t in texts]
+
+
+def test_cache_is_keyed_on_the_blocklist_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given an empty cache and a text that only a blocklist term blocks
+    monkeypatch.setattr(screening, "_VERDICTS", screening.OrderedDict())
+    text = "a perfectly ordinary zebra"
+    without = screening.compile_blocklist([Term(id=1, pattern="giraffe", is_regex=False)])
+    with_term = screening.compile_blocklist([Term(id=2, pattern="zebra", is_regex=False)])
+
+    # when it is screened under one blocklist, then the other, then the first again
+    verdicts = [screening.screen([text], blocklist=b) for b in (without, with_term, without)]
+
+    # then each blocklist gets its own verdict, not the one cached under the other
+    assert verdicts == [
+        ALLOWED,
+        Verdict(blocked=True, rule_id="blocklist.2", category=screening.BLOCKLIST),
+        ALLOWED,
+    ]
+    assert len(screening._VERDICTS) == 2
+
+
+def test_blocklist_version_changes_with_any_term_and_only_then() -> None:
+    def version(*terms: Term) -> bytes:
+        return screening.compile_blocklist(terms).version
+
+    base = version(Term(1, "alpha", False), Term(2, "b.ta", True))
+
+    assert version(Term(2, "b.ta", True), Term(1, "alpha", False)) == base
+    assert version(Term(1, "alpha", False)) != base
+    assert version(Term(1, "alpha", False), Term(2, "b.tb", True)) != base
+    assert version(Term(1, "alpha", False), Term(3, "b.ta", True)) != base
+    assert version(Term(1, "alpha", False), Term(2, "b.ta", False)) != base
+    assert screening.EMPTY_BLOCKLIST.version != base
+
+
+def test_cache_is_bounded_and_keeps_the_most_recent(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a cache of three entries
+    monkeypatch.setattr(screening, "_VERDICTS", screening.OrderedDict())
+    monkeypatch.setattr(screening, "_VERDICTS_SIZE", 3)
+
+    # when five texts are screened, the first one again before the last
+    for text in ["one", "two", "three", "four", "one", "five"]:
+        screening.screen([text])
+
+    # then only the three most recently used are kept, under digests, never the text
+    kept = list(screening._VERDICTS)
+    assert len(kept) == 3
+    digests = [
+        screening.hashlib.blake2b(t.encode(), digest_size=16).digest()
+        for t in ("four", "one", "five")
+    ]
+    assert [digest for _, digest in kept] == digests
