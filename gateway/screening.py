@@ -12,6 +12,9 @@ Guarantees:
 - Cheap de-obfuscation: letters spaced out ("i g n o r e", "s.y.s.t.e.m", "x_e_m") and leetspeak
   digits inside words ("ign0re") are re-read as words in extra views of the text; those views are
   only scanned when they introduce a word that some rule uses, so ordinary text pays nothing.
+  A view is not even built where it cannot write such a word (the leetspeak view where no rule
+  could use its targets' letters; the glued view where no two letters around a separator start
+  a two- or three-letter rule word); these shortcuts are tested against the full rewrite.
 - A `Verdict` carries a rule id and a category, never any part of the screened text.
 - Rules are data (`RULES`: id, category, language, leads, compiled pattern, framing). A rule
   is only tried where the words its matches need are present (checked on the set of the
@@ -350,13 +353,25 @@ def _first_pairs(leads: Iterable[str]) -> frozenset[tuple[str, str]] | None:
 def _segment(letters: str, vocabulary: frozenset[str]) -> str:
     """Split a run of glued letters into rule words where it can ("newinstructions")."""
     n = len(letters)
+    # The known words of 2 to 16 letters, by where they end: a word is only looked up while
+    # what it starts with begins a known word (a few lookups a letter, not fifteen).
+    prefixes = _prefixes(vocabulary)
+    ending: list[list[int]] = [[] for _ in range(n + 1)]
+    for begin in range(n):
+        for end in range(begin + 1, min(n, begin + 16) + 1):
+            piece = letters[begin:end]
+            if piece not in prefixes:
+                break
+            if end - begin >= 2 and piece in vocabulary:
+                ending[end].append(begin)
     # best[i] = (cost, start of the last piece) for letters[:i]; a known word costs 1, an
-    # unknown character 3, so the fewest known words that cover the most letters win.
+    # unknown character 3, so the fewest known words that cover the most letters win (the
+    # first, from the left, of those that cost the least).
     best: list[tuple[int, int]] = [(0, 0)] * (n + 1)
     for end in range(1, n + 1):
         cost, start = best[end - 1][0] + 3, end - 1
-        for begin in range(max(0, end - 16), end - 1):
-            if best[begin][0] + 1 < cost and letters[begin:end] in vocabulary:
+        for begin in ending[end]:
+            if best[begin][0] + 1 < cost:
                 cost, start = best[begin][0] + 1, begin
         best[end] = (cost, start)
     pieces: list[str] = []
@@ -371,6 +386,12 @@ def _segment(letters: str, vocabulary: frozenset[str]) -> str:
             pieces.append(piece)
         end = start
     return " ".join(reversed(pieces))
+
+
+@functools.lru_cache(maxsize=4)
+def _prefixes(vocabulary: frozenset[str]) -> frozenset[str]:
+    """Every non-empty prefix of every word of `vocabulary`."""
+    return frozenset(word[:end] for word in vocabulary for end in range(1, len(word) + 1))
 
 
 _View = tuple[str, list[tuple[int, int]]]  # a rewritten text and the spans that changed
@@ -398,8 +419,12 @@ def _rewrite(
     return "".join(pieces), changed
 
 
+# Runs of spaced or glued letters hold only ASCII letters, digits and these separators.
+_DROP_SEPARATORS = str.maketrans("", "", " ._*-")
+
+
 def _respace(run: str) -> str:
-    letters = "".join(ch for ch in run if ch.isalnum())
+    letters = run.translate(_DROP_SEPARATORS)
     # Segmenting costs a dictionary lookup per letter and candidate length: runs go in pieces,
     # and only their first 2000 letters are re-read.
     pieces = range(0, min(len(letters), 2000), 400)
@@ -410,7 +435,7 @@ def _respace(run: str) -> str:
 
 
 def _unglue(run: str) -> str:
-    word = "".join(ch for ch in run if ch.isalpha())
+    word = run.translate(_DROP_SEPARATORS)
     return word if word in _VOCABULARY else run
 
 
@@ -445,6 +470,14 @@ def _despaced(text: str, words: frozenset[str]) -> _View | None:
     target = text if view is None else view[0]
     # " x_x" at index i of a shape is the letter at index i of its text, after a separator.
     target_shape = shaped if view is None else " " + target.translate(_SHAPE) + " "
+    if (
+        target.isascii()
+        and target_shape.count(" x_x") >= _MANY_CANDIDATES
+        and not _may_unglue(target)
+    ):
+        # Many places shaped like a run (" a_b" over and over) and none could spell a word:
+        # the rewrite would change nothing.
+        return view
     glues = (
         _matches_where(_GLUED_RUN, target, target_shape, " x_x")
         if shape
@@ -479,6 +512,21 @@ def _matches_where(
 _MANY_CANDIDATES = 64
 
 
+def _may_unglue(text: str) -> bool:
+    """False only if no glued run of the (ASCII) text spells a rule word: none has the first
+    two letters of a two- or three-letter rule word on either side of one of its separators."""
+    import numpy as np
+
+    chars = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    if len(chars) < 3:
+        return False
+    letter = (chars >= ord("a")) & (chars <= ord("z"))
+    glue = np.isin(chars, np.frombuffer(b"_*-", dtype=np.uint8))
+    at = np.flatnonzero(letter[:-2] & glue[1:-1] & letter[2:])
+    found = np.unique(chars[at].astype(np.uint16) << 8 | chars[at + 2])
+    return not _GLUE_STARTS.isdisjoint(found.tolist())
+
+
 def _has_glued_letters(shape: str) -> bool:
     start = shape.find(" x_x")
     while start != -1:
@@ -505,42 +553,36 @@ _SHAPE = str.maketrans(
 )
 
 
-def _deleeted(text: str, words: frozenset[str]) -> _View | None:
-    """The text with digits inside words read as letters ("ign0re" -> "ignore") where that
-    spells a rule word."""
+def _leet_targets(words: frozenset[str]) -> dict[str, str]:
+    """The text's words with digits that read as a rule word with the digits as letters
+    ("ign0re" -> "ignore"), and that word."""
     targets = {}
     for word in itertools.filterfalse(str.isalpha, words):
         if not word.isdigit():
             letters = word.translate(_LEET_TABLE)
             if len(letters) >= 2 and letters in _VOCABULARY:
                 targets[word] = letters
+    return targets
+
+
+def _deleeted(text: str, targets: dict[str, str]) -> _View | None:
+    """The text with digits inside words read as letters ("ign0re" -> "ignore") where that
+    spells a rule word (`targets`, from `_leet_targets`): wherever a target is a whole word,
+    with no letter or digit of any script next to it."""
     if not targets:
         return None
-    edits = []
-    for word, letters in targets.items():
-        start = text.find(word)
-        while start != -1:
-            end = start + len(word)
-            if (start == 0 or not text[start - 1].isalnum()) and (
-                end == len(text) or not text[end].isalnum()
-            ):
-                edits.append((start, end, letters))
-            start = text.find(word, end)
-    if not edits:
+    # Each target is a run of ASCII letters and digits, so a whole-word occurrence is a whole
+    # run: occurrences of two targets never overlap. `[^\W_]` is what `str.isalnum` accepts.
+    alternatives = "|".join(map(re.escape, sorted(targets, key=len, reverse=True)))
+    pattern = re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])")
+    changed = [match.span() for match in pattern.finditer(text)]
+    if not changed:
         return None
-    edits.sort()
-    pieces: list[str] = []
-    changed: list[tuple[int, int]] = []
-    done = length = 0
-    for start, end, letters in edits:
-        pieces.append(text[done:start])
-        length += start - done
-        pieces.append(letters)
-        changed.append((length, length + len(letters)))
-        length += len(letters)
-        done = end
-    pieces.append(text[done:])
-    return "".join(pieces), changed
+    # A target and its letters have the same length: the spans are the same in the view.
+    if len(targets) == 1:
+        (letters,) = targets.values()
+        return pattern.sub(letters, text), changed  # letters hold no backslash: a literal
+    return pattern.sub(lambda match: targets[match.group()], text), changed
 
 
 # --------------------------------------------------------------------------------------------
@@ -2243,6 +2285,11 @@ RULES: tuple[Rule, ...] = _EN_RULES + _VI_RULES
 
 # Every word some rule spells: a de-obfuscated reading is only worth it if it writes one.
 _VOCABULARY = frozenset().union(*(rule.vocabulary for rule in RULES))
+# The first two letters of each two- or three-letter rule word, as `_may_unglue` codes them:
+# what a glued run ("x_e_m") starts with if it spells one.
+_GLUE_STARTS = frozenset(
+    ord(word[0]) << 8 | ord(word[1]) for word in _VOCABULARY if 2 <= len(word) <= 3
+)
 _BEFORE = 80  # characters of framing `unless_before` looks at
 _NEEDS_REACH = 160  # characters `needs_before` may reach back
 _LONGEST = 600  # no rule's match (before `needs_before`) is longer than this
@@ -2707,8 +2754,10 @@ class _Tokens:
         if digit.any():
             digits = np.concatenate(([0], np.cumsum(digit)))
             in_word = digits[ends] - digits[starts]
-            mixed = np.flatnonzero((in_word > 0) & (in_word < lengths)).tolist()
-            words |= {spaced[starts[at] : ends[at]] for at in mixed}
+            mixed = np.flatnonzero((in_word > 0) & (in_word < lengths))
+            words.update(
+                map(spaced.__getitem__, map(slice, starts[mixed].tolist(), ends[mixed].tolist()))
+            )
         single = lengths == 1
         return _Tokens(
             starts=starts + lo,
@@ -2741,24 +2790,40 @@ def _first_rule(text: str, *, prefilter: bool = True) -> Rule | None:
     rule, words, apart = _match_rules(text, [(0, len(text))], prefilter=prefilter)
     if rule is not None:
         return rule
-    for view in (_deleeted(text, words), _despaced(text, words) if apart else None):
-        if view is None:
-            continue
-        view_text, changed = view
-        # A view can only add a match near what it changed, and only for a rule that spells
-        # one of the words it wrote (anything else matched the text already); its words are
-        # the text's and those it wrote, so no such rule may be possible at all.
-        near = [(max(0, lo - _LONGEST), hi + _NEEDS_REACH) for lo, hi in changed]
-        written = _words_of(" ".join(view_text[lo:hi] for lo, hi in changed))
-        if prefilter and not any(
-            not written.isdisjoint(rule.vocabulary) and rule.possible(words | written)
-            for rule in RULES
-        ):
-            continue
-        rule, _, _ = _match_rules(view_text, near, prefilter=prefilter, spelling=written)
+    targets = _leet_targets(words)
+    # The leetspeak view writes only its targets' letters: where no rule could use any of
+    # them, building it (a pass over every occurrence) would be for nothing.
+    if targets and (not prefilter or _worth_a_view(words, frozenset(targets.values()))):
+        rule = _match_view(text, _deleeted(text, targets), words, prefilter=prefilter)
         if rule is not None:
             return rule
+    if apart:
+        return _match_view(text, _despaced(text, words), words, prefilter=prefilter)
     return None
+
+
+def _worth_a_view(words: frozenset[str], written: frozenset[str]) -> bool:
+    """Whether some rule spells one of `written` and is possible with those words added."""
+    return any(
+        not written.isdisjoint(rule.vocabulary) and rule.possible(words | written) for rule in RULES
+    )
+
+
+def _match_view(
+    text: str, view: _View | None, words: frozenset[str], *, prefilter: bool
+) -> Rule | None:
+    if view is None:
+        return None
+    view_text, changed = view
+    # A view can only add a match near what it changed, and only for a rule that spells
+    # one of the words it wrote (anything else matched the text already); its words are
+    # the text's and those it wrote, so no such rule may be possible at all.
+    near = [(max(0, lo - _LONGEST), hi + _NEEDS_REACH) for lo, hi in changed]
+    written = _words_of(" ".join(view_text[lo:hi] for lo, hi in changed))
+    if prefilter and not _worth_a_view(words, written):
+        return None
+    rule, _, _ = _match_rules(view_text, near, prefilter=prefilter, spelling=written)
+    return rule
 
 
 # --------------------------------------------------------------------------------------------
