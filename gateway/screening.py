@@ -573,16 +573,26 @@ def _deleeted(text: str, targets: dict[str, str]) -> _View | None:
         return None
     # Each target is a run of ASCII letters and digits, so a whole-word occurrence is a whole
     # run: occurrences of two targets never overlap. `[^\W_]` is what `str.isalnum` accepts.
-    alternatives = "|".join(map(re.escape, sorted(targets, key=len, reverse=True)))
-    pattern = re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])")
-    changed = [match.span() for match in pattern.finditer(text)]
+    # Each alternative is the target first, then a lookbehind over it and the character before
+    # it: the engine jumps to where a target's first character stands instead of trying a
+    # lookbehind at every position of the text.
+    alternatives = "|".join(
+        rf"{re.escape(target)}(?<![^\W_]{re.escape(target)})"
+        for target in sorted(targets, key=len, reverse=True)
+    )
+    pieces: list[str] = []
+    changed: list[tuple[int, int]] = []
+    done = 0
+    for match in re.finditer(rf"(?:{alternatives})(?![^\W_])", text):
+        start, end = match.span()
+        # A target and its letters have the same length: the spans are the same in the view.
+        pieces += [text[done:start], targets[match.group()]]
+        changed.append((start, end))
+        done = end
     if not changed:
         return None
-    # A target and its letters have the same length: the spans are the same in the view.
-    if len(targets) == 1:
-        (letters,) = targets.values()
-        return pattern.sub(letters, text), changed  # letters hold no backslash: a literal
-    return pattern.sub(lambda match: targets[match.group()], text), changed
+    pieces.append(text[done:])
+    return "".join(pieces), changed
 
 
 # --------------------------------------------------------------------------------------------
@@ -2329,7 +2339,7 @@ def _match_rules(
             for lo, hi in regions:
                 pos = lo
                 while (match := rule.pattern.search(text, pos)) is not None and match.start() < hi:
-                    if _allows(rule, text, match.start(), fast=False):
+                    if _allows(rule, text, match.start()):
                         return rule, words, apart
                     pos = match.start() + 1
         return None, words, apart
@@ -2367,7 +2377,14 @@ def _match_rules(
                 if mark is None or index not in allowed:
                     continue
                 start = at - offset
-                if start >= 0 and (whole or _inside(regions, start)) and _allows(rule, text, start):
+                # The mark proves the rule's lead and body match from `start` (the pattern is
+                # a lead followed by the body): only the word start and the framing are left.
+                if (
+                    start >= 0
+                    and (whole or _inside(regions, start))
+                    and _starts_word(text, start)
+                    and _framing_allows(rule, text, start)
+                ):
                     return rule, words, apart
     return None, words, apart
 
@@ -2413,13 +2430,18 @@ def _lead_places(
     return places
 
 
-def _allows(rule: Rule, text: str, start: int, *, fast: bool = True) -> bool:
-    """Whether the rule matches at `start` (a word start) and its framing allows it (with its
-    patterns as written where `fast` is false)."""
-    if start and text[start].isalnum() and text[start - 1].isalnum():
-        return False
-    pattern = rule.fast if fast else rule.pattern
-    return pattern.match(text, start) is not None and _framing_allows(rule, text, start, fast)
+def _allows(rule: Rule, text: str, start: int) -> bool:
+    """Whether the rule, with its patterns as written, matches at `start` (a word start) and
+    its framing allows it: what the gated matcher decides without re-running the pattern."""
+    return (
+        _starts_word(text, start)
+        and rule.pattern.match(text, start) is not None
+        and _framing_allows(rule, text, start, fast=False)
+    )
+
+
+def _starts_word(text: str, start: int) -> bool:
+    return not (start and text[start].isalnum() and text[start - 1].isalnum())
 
 
 def _regions(length: int, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -2804,8 +2826,9 @@ def _first_rule(text: str, *, prefilter: bool = True) -> Rule | None:
 
 def _worth_a_view(words: frozenset[str], written: frozenset[str]) -> bool:
     """Whether some rule spells one of `written` and is possible with those words added."""
+    together = words | written
     return any(
-        not written.isdisjoint(rule.vocabulary) and rule.possible(words | written) for rule in RULES
+        not written.isdisjoint(rule.vocabulary) and rule.possible(together) for rule in RULES
     )
 
 
