@@ -9,33 +9,46 @@ Guarantees:
   whitespace collapsed to single spaces. Rules are written against that form only. Texts with
   non-ASCII characters fold through a per-character table (numpy), which gives the same text
   as the step-by-step `_fold_reference` (tests compare them on generated text).
-- Cheap de-obfuscation: letters spaced out ("i g n o r e", "s.y.s.t.e.m", "x_e_m") and leetspeak
-  digits inside words ("ign0re") are re-read as words in extra views of the text; those views are
-  only scanned when they introduce a word that some rule uses, so ordinary text pays nothing.
+- Cheap de-obfuscation: letters spaced out ("i g n o r e", "s.y.s.t.e.m", "x_e_m"; the first
+  2000 letters of a run) and leetspeak digits inside words ("ign0re") are re-read as words in
+  extra views of the text; those views are only scanned when they introduce a word that
+  some rule uses, so ordinary text pays nothing.
+  A view is not even built where it cannot write such a word (the leetspeak view where no rule
+  could use its targets' letters; the glued view where no two letters around a separator start
+  a two- or three-letter rule word); these shortcuts are tested against the full rewrite.
 - A `Verdict` carries a rule id and a category, never any part of the screened text.
 - Rules are data (`RULES`: id, category, language, leads, compiled pattern, framing). A rule
   is only tried where the words its matches need are present (checked on the set of the
   rules' words the text holds), and only where one of its leads starts: the text's words are
   hashed and looked up with numpy (`_Tokens`), a lead word is looked at where it stands as a
   word (followed by the second word of one of its leads, where they all have two), and one
-  regex per lead word marks the rules whose lead and body match there. The gates never
-  change a verdict (the tests compare against ungated matching). A match is a match of the
-  pattern on the whole text; patterns are matched as laid out by `_optimized` (same matches).
+  regex per lead word marks the rules whose lead and body match there. That regex leaves out
+  the leads that cannot go on with the character after the word, and the fake role marker
+  rule where no word its cue could start with is within its reach (`_MARKER_REACH`, derived
+  from the pattern). A mark is not matched again. The gates never change a verdict (the
+  tests compare against ungated matching). A match is a match of the pattern on the whole
+  text; patterns are matched as laid out by `_optimized` (same matches).
 - Cost is linear in the input: every repetition in a rule is bounded, and admin regexes that
   nest unbounded repetitions are rejected by `validate_pattern`.
 - A blocklist term that cannot be compiled is skipped (and logged once per compiled blocklist)
   instead of failing every request.
+- `screen` keeps recent per-text verdicts in a bounded LRU (4096 entries) keyed by a 128-bit
+  BLAKE2 digest of the raw text and the blocklist's `version` (a digest of its terms): a text
+  seen again under the same blocklist gets the verdict it got before, a changed blocklist
+  misses, and the cache holds no text.
 """
 
 from __future__ import annotations
 
 import codecs
 import functools
+import hashlib
 import itertools
 import logging
 import re
 import threading
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from re import _constants as sre_constants  # type: ignore[attr-defined]
@@ -344,15 +357,36 @@ def _first_pairs(leads: Iterable[str]) -> frozenset[tuple[str, str]] | None:
 def _segment(letters: str, vocabulary: frozenset[str]) -> str:
     """Split a run of glued letters into rule words where it can ("newinstructions")."""
     n = len(letters)
-    # best[i] = (cost, start of the last piece) for letters[:i]; a known word costs 1, an
-    # unknown character 3, so the fewest known words that cover the most letters win.
+    # best[i] = (cost, start of the last piece) for letters[:i]; a known word of 2 to 16
+    # letters costs 1, an unknown character 3, so the fewest known words that cover the most
+    # letters win (the first, from the left, of those that cost the least). One pass from the
+    # left: the known words starting at `begin` are walked down a trie of the vocabulary (a
+    # few steps a letter, not fifteen lookups), each offering its end the cost of `begin` + 1;
+    # an end keeps the first offer that costs the least, and takes it over the unknown
+    # character before it only if it costs less.
+    trie = _trie(vocabulary)
+    never = 3 * n + 1
     best: list[tuple[int, int]] = [(0, 0)] * (n + 1)
-    for end in range(1, n + 1):
-        cost, start = best[end - 1][0] + 3, end - 1
-        for begin in range(max(0, end - 16), end - 1):
-            if best[begin][0] + 1 < cost and letters[begin:end] in vocabulary:
-                cost, start = best[begin][0] + 1, begin
-        best[end] = (cost, start)
+    offered = [never] * (n + 1)
+    offered_by = [0] * (n + 1)
+    cost = 0
+    for begin in range(n + 1):
+        if begin:
+            cost = best[begin - 1][0] + 3
+            if offered[begin] < cost:
+                best[begin] = (offered[begin], offered_by[begin])
+                cost = offered[begin]
+            else:
+                best[begin] = (cost, begin - 1)
+        node = trie
+        offer = cost + 1
+        for end in range(begin + 1, min(n, begin + 16) + 1):
+            node = node.get(letters[end - 1])  # type: ignore[assignment]
+            if node is None:
+                break
+            if None in node and end - begin >= 2 and offer < offered[end]:
+                offered[end] = offer
+                offered_by[end] = begin
     pieces: list[str] = []
     end = n
     while end > 0:
@@ -365,6 +399,21 @@ def _segment(letters: str, vocabulary: frozenset[str]) -> str:
             pieces.append(piece)
         end = start
     return " ".join(reversed(pieces))
+
+
+_Trie = dict[str | None, "_Trie"]
+
+
+@functools.lru_cache(maxsize=4)
+def _trie(vocabulary: frozenset[str]) -> _Trie:
+    """The words as nested dictionaries, one level a letter; key None marks a word's end."""
+    root: _Trie = {}
+    for word in vocabulary:
+        node = root
+        for char in word:
+            node = node.setdefault(char, {})
+        node[None] = {}
+    return root
 
 
 _View = tuple[str, list[tuple[int, int]]]  # a rewritten text and the spans that changed
@@ -392,8 +441,12 @@ def _rewrite(
     return "".join(pieces), changed
 
 
+# Runs of spaced or glued letters hold only ASCII letters, digits and these separators.
+_DROP_SEPARATORS = str.maketrans("", "", " ._*-")
+
+
 def _respace(run: str) -> str:
-    letters = "".join(ch for ch in run if ch.isalnum())
+    letters = run.translate(_DROP_SEPARATORS)
     # Segmenting costs a dictionary lookup per letter and candidate length: runs go in pieces,
     # and only their first 2000 letters are re-read.
     pieces = range(0, min(len(letters), 2000), 400)
@@ -404,7 +457,7 @@ def _respace(run: str) -> str:
 
 
 def _unglue(run: str) -> str:
-    word = "".join(ch for ch in run if ch.isalpha())
+    word = run.translate(_DROP_SEPARATORS)
     return word if word in _VOCABULARY else run
 
 
@@ -439,6 +492,14 @@ def _despaced(text: str, words: frozenset[str]) -> _View | None:
     target = text if view is None else view[0]
     # " x_x" at index i of a shape is the letter at index i of its text, after a separator.
     target_shape = shaped if view is None else " " + target.translate(_SHAPE) + " "
+    if (
+        target.isascii()
+        and target_shape.count(" x_x") >= _MANY_CANDIDATES
+        and not _may_unglue(target)
+    ):
+        # Many places shaped like a run (" a_b" over and over) and none could spell a word:
+        # the rewrite would change nothing.
+        return view
     glues = (
         _matches_where(_GLUED_RUN, target, target_shape, " x_x")
         if shape
@@ -473,6 +534,21 @@ def _matches_where(
 _MANY_CANDIDATES = 64
 
 
+def _may_unglue(text: str) -> bool:
+    """False only if no glued run of the (ASCII) text spells a rule word: none has the first
+    two letters of a two- or three-letter rule word on either side of one of its separators."""
+    import numpy as np
+
+    chars = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    if len(chars) < 3:
+        return False
+    letter = (chars >= ord("a")) & (chars <= ord("z"))
+    glue = np.isin(chars, np.frombuffer(b"_*-", dtype=np.uint8))
+    at = np.flatnonzero(letter[:-2] & glue[1:-1] & letter[2:])
+    found = np.unique(chars[at].astype(np.uint16) << 8 | chars[at + 2])
+    return not _GLUE_STARTS.isdisjoint(found.tolist())
+
+
 def _has_glued_letters(shape: str) -> bool:
     start = shape.find(" x_x")
     while start != -1:
@@ -499,40 +575,44 @@ _SHAPE = str.maketrans(
 )
 
 
-def _deleeted(text: str, words: frozenset[str]) -> _View | None:
-    """The text with digits inside words read as letters ("ign0re" -> "ignore") where that
-    spells a rule word."""
+def _leet_targets(words: frozenset[str]) -> dict[str, str]:
+    """The text's words with digits that read as a rule word with the digits as letters
+    ("ign0re" -> "ignore"), and that word."""
     targets = {}
     for word in itertools.filterfalse(str.isalpha, words):
         if not word.isdigit():
             letters = word.translate(_LEET_TABLE)
             if len(letters) >= 2 and letters in _VOCABULARY:
                 targets[word] = letters
+    return targets
+
+
+def _deleeted(text: str, targets: dict[str, str]) -> _View | None:
+    """The text with digits inside words read as letters ("ign0re" -> "ignore") where that
+    spells a rule word (`targets`, from `_leet_targets`): wherever a target is a whole word,
+    with no letter or digit of any script next to it."""
     if not targets:
         return None
-    edits = []
-    for word, letters in targets.items():
-        start = text.find(word)
-        while start != -1:
-            end = start + len(word)
-            if (start == 0 or not text[start - 1].isalnum()) and (
-                end == len(text) or not text[end].isalnum()
-            ):
-                edits.append((start, end, letters))
-            start = text.find(word, end)
-    if not edits:
-        return None
-    edits.sort()
+    # Each target is a run of ASCII letters and digits, so a whole-word occurrence is a whole
+    # run: occurrences of two targets never overlap. `[^\W_]` is what `str.isalnum` accepts.
+    # Each alternative is the target first, then a lookbehind over it and the character before
+    # it: the engine jumps to where a target's first character stands instead of trying a
+    # lookbehind at every position of the text.
+    alternatives = "|".join(
+        rf"{re.escape(target)}(?<![^\W_]{re.escape(target)})"
+        for target in sorted(targets, key=len, reverse=True)
+    )
     pieces: list[str] = []
     changed: list[tuple[int, int]] = []
-    done = length = 0
-    for start, end, letters in edits:
-        pieces.append(text[done:start])
-        length += start - done
-        pieces.append(letters)
-        changed.append((length, length + len(letters)))
-        length += len(letters)
+    done = 0
+    for match in re.finditer(rf"(?:{alternatives})(?![^\W_])", text):
+        start, end = match.span()
+        # A target and its letters have the same length: the spans are the same in the view.
+        pieces += [text[done:start], targets[match.group()]]
+        changed.append((start, end))
         done = end
+    if not changed:
+        return None
     pieces.append(text[done:])
     return "".join(pieces), changed
 
@@ -1138,7 +1218,8 @@ _EN_SEND_BEFORE = (
     r"\b(?:send|forward|post|upload|email|e-mail|transmit|submit|exfiltrate|leak|copy|share|"
     r"append|include|encode|fetch|call|visit|open|load|deliver|relay|pipe|report)(?: [^ ]+){0,8} $"
 )
-_ROLE_CUE = _by_first_letter(
+# Words that open an instruction right after a fake role marker ("system: new rules ...").
+_ROLE_CUES = (
     "new",
     "ignore",
     "disregard",
@@ -1190,6 +1271,30 @@ _ROLE_CUE = _by_first_letter(
     "chi thi",
     "quan tri",
 )
+_ROLE_CUE = _by_first_letter(*_ROLE_CUES)
+# The first word of each cue: where a cue starts a word, that word stands there whole (each
+# cue's first word is followed by a space, or is the cue, which ends at a word boundary).
+_ROLE_CUE_WORDS = frozenset(cue.split(" ", 1)[0] for cue in _ROLE_CUES)
+# The body of the fake role marker rule (`_MARKER_RULE`): a label of bounded width ("system
+# message", "[system", "system_prompt ..."), a delimiter, spacing, then a cue must follow. It is
+# written in pieces so that `_MARKER_REACH` is computed from the source it matches with.
+_MARKER_LABEL = (
+    r"(?:_message|_prompt|_instructions?|_override|_note)?+"
+    r"(?: (?:message|prompt|instructions?|note|notice|update|alert|override|command|directive|"
+    r"info|thong bao))?+(?: [^>\]]{0,40})?"
+)
+# (source, bounded): the unbounded delimiters (`]] (#...)`, `-----`, `=====`) each start with
+# `]`, `--` or `=` (`_MARKER_OPENERS`).
+_MARKER_DELIMITERS = (
+    (">", True),
+    (r"\]{1,2}(?: ?\(#[a-z_-]*\))?", False),
+    (r"\*\*", True),
+    (":", True),
+    ("-{2,}", False),
+    ("=+", False),
+)
+_MARKER_OPENERS = ("]", "--", "=")
+_MARKER_SPACING = r" ?+:?+ ?+(?:\*\* ?)?+"
 
 _EN_RULES: tuple[Rule, ...] = (
     _rule(
@@ -1690,10 +1795,14 @@ _EN_RULES: tuple[Rule, ...] = (
         "--- system|=== system|** system|**system",
         # Possessive where backtracking could never help (only punctuation before the cue
         # word); otherwise "system: system: ..." costs thousands of steps per occurrence.
-        r"(?:_message|_prompt|_instructions?|_override|_note)?+"
-        r"(?: (?:message|prompt|instructions?|note|notice|update|alert|override|command|directive|"
-        r"info|thong bao))?+(?: [^>\]]{0,40})?(?:>|\]{1,2}(?: ?\(#[a-z_-]*\))?|\*\*|:|-{2,}|=+)?+"
-        r" ?+:?+ ?+(?:\*\* ?)?+(?<![a-z])(?=" + _ROLE_CUE + r"\b)",
+        _MARKER_LABEL
+        + "(?:"
+        + "|".join(source for source, _ in _MARKER_DELIMITERS)
+        + ")?+"
+        + _MARKER_SPACING
+        + r"(?<![a-z])(?="
+        + _ROLE_CUE
+        + r"\b)",
     ),
     _rule(
         "any.role_marker",
@@ -2237,12 +2346,45 @@ RULES: tuple[Rule, ...] = _EN_RULES + _VI_RULES
 
 # Every word some rule spells: a de-obfuscated reading is only worth it if it writes one.
 _VOCABULARY = frozenset().union(*(rule.vocabulary for rule in RULES))
+# The first two letters of each two- or three-letter rule word, as `_may_unglue` codes them:
+# what a glued run ("x_e_m") starts with if it spells one.
+_GLUE_STARTS = frozenset(
+    ord(word[0]) << 8 | ord(word[1]) for word in _VOCABULARY if 2 <= len(word) <= 3
+)
 _BEFORE = 80  # characters of framing `unless_before` looks at
 _NEEDS_REACH = 160  # characters `needs_before` may reach back
 _LONGEST = 600  # no rule's match (before `needs_before`) is longer than this
 
 
 _MAX_OFFSET = max(head.offsets[-1] for rule in RULES for head in rule.heads)
+_LONGEST_WORD = max(len(head.word) for rule in RULES for head in rule.heads)
+
+# The fake role marker rule is tried wherever "system" (or another of its words) stands, and at
+# each place its label tries every end up to 40 characters on, each followed by a delimiter
+# and the test for a cue. Where no cue can be reached it is left out of the scan:
+# - where its word starts at p, a match's lookahead for the cue is at most `_MARKER_REACH`
+#   characters after p (the longest rest of a lead after its word, then every piece of the
+#   body at its widest, by sre's own `getwidth`), unless an unbounded delimiter takes part,
+#   which starts with one of `_MARKER_OPENERS` in text[p : p + _MARKER_REACH];
+# - a cue starts where no letter ends, after the lead (which ends after the word, all
+#   letters): so at the start of a word, which is then one of `_ROLE_CUE_WORDS`, or after a
+#   digit inside a word that mixes letters and digits (which starts after p).
+# So the rule can only match where such a word starts in (p, p + _MARKER_REACH], or an opener
+# stands in [p, p + _MARKER_REACH] (`_Tokens.marker_possible`).
+_MARKER_RULE = next(rule for rule in RULES if _ROLE_CUE in rule.pattern.pattern)
+_MARKER_REACH = (
+    max(
+        len(lead) - lead.index(_FIRST_WORD.search(lead).group())  # type: ignore[union-attr]
+        for lead in _MARKER_RULE.leads
+    )
+    + sre_parse.parse(
+        _MARKER_LABEL
+        + "(?:"
+        + "|".join(source for source, bounded in _MARKER_DELIMITERS if bounded)
+        + ")?+"
+        + _MARKER_SPACING
+    ).getwidth()[1]
+)
 
 
 def _match_rules(
@@ -2276,7 +2418,7 @@ def _match_rules(
             for lo, hi in regions:
                 pos = lo
                 while (match := rule.pattern.search(text, pos)) is not None and match.start() < hi:
-                    if _allows(rule, text, match.start(), fast=False):
+                    if _allows(rule, text, match.start()):
                         return rule, words, apart
                     pos = match.start() + 1
         return None, words, apart
@@ -2300,34 +2442,46 @@ def _match_rules(
     places = _lead_places(text, regions, found, list(members))
     for word, allowed in members.items():
         scanner = _SCANNERS[word]
-        at_word = places[word]
+        at_word, keys = places[word]
+        checks = {key: scanner.check_for(key) for key in set(keys)}
         # One match marks the rules (and offsets) whose lead is here and whose body matches
-        # after it: most occurrences of leads fail here, in the regex engine.
-        for at, marked in zip(
-            at_word, map(scanner.check.match, itertools.repeat(text), at_word), strict=True
-        ):
+        # after it: most occurrences of leads fail here, in the regex engine, or are not even
+        # tried (no lead of the word can be followed by the character after it).
+        for at, key in zip(at_word, keys, strict=True):
+            check = checks[key]
+            if check is None:
+                continue
+            marked = check.pattern.match(text, at)
             if marked is None or marked.lastindex is None:
                 continue
-            for (index, rule, offset, _), mark in zip(
-                scanner.entries, marked.groups(), strict=True
-            ):
+            for (index, rule, offset, _), mark in zip(check.entries, marked.groups(), strict=True):
                 if mark is None or index not in allowed:
                     continue
                 start = at - offset
-                if start >= 0 and (whole or _inside(regions, start)) and _allows(rule, text, start):
+                # The mark proves the rule's lead and body match from `start` (the pattern is
+                # a lead followed by the body): only the word start and the framing are left.
+                if (
+                    start >= 0
+                    and (whole or _inside(regions, start))
+                    and _starts_word(text, start)
+                    and _framing_allows(rule, text, start)
+                ):
                     return rule, words, apart
     return None, words, apart
 
 
 def _lead_places(
     text: str, regions: list[tuple[int, int]], found: list[_Tokens], words: list[str]
-) -> dict[str, list[int]]:
+) -> dict[str, tuple[list[int], list[int]]]:
     """Per lead word (of `words`): where it starts a word inside the regions (or up to
     `_MAX_OFFSET` after, as the word of a lead with a punctuation prefix), in order, and, where
-    all its leads have two words, is followed by the second word of one of them.
+    all its leads have two words, is followed by the second word of one of them; with each
+    place's key for `_Scanner.check_for` (the character after the word, and whether the role
+    marker rule may match there).
 
     Words whose leads end with them and whose rules may read on into the same word
-    (`_TokenTable.unsafe`) are found where a word starts with them.
+    (`_TokenTable.unsafe`) are found where a word starts with them (with the key that tries
+    every lead).
     """
     import numpy as np
 
@@ -2337,36 +2491,59 @@ def _lead_places(
         index = table.index.get(word)
         if index is not None and word not in table.unsafe:
             rank[index] = order
-    ranks, starts = [], []
+    lengths = np.array([len(word) for word in words] + [0], dtype=np.int64)
+    marker_words = np.array([word in _MARKER_WORDS for word in words] + [False])
+    ranks, starts, keys = [], [], []
     for (lo, hi), tokens in zip(regions, found, strict=True):
         ranked = rank[tokens.ids]
         keep = (ranked >= 0) & (~table.needs_pair[tokens.ids] | tokens.paired)
         keep &= (tokens.starts >= lo) & (tokens.starts < hi + _MAX_OFFSET)
-        ranks.append(ranked[keep])
-        starts.append(tokens.starts[keep])
-    ranked, at = np.concatenate(ranks), np.concatenate(starts)
+        ranked, at = ranked[keep], tokens.starts[keep]
+        # The character after the word (the slice reaches `_LONGEST` past `hi`: it is in the
+        # slice unless the word ends the text).
+        after = at - tokens.lo + lengths[ranked]
+        inside = after < len(tokens.codes)
+        key = np.full(len(at), _ANY_KEY, dtype=np.int64)
+        key[inside] = tokens.codes[after[inside]].astype(np.int64) * 2 + 1
+        marker = marker_words[ranked]
+        if marker.any():
+            key[marker] -= (~tokens.marker_possible(at[marker])).astype(np.int64)
+        ranks.append(ranked)
+        starts.append(at)
+        keys.append(key)
+    ranked, at, key = np.concatenate(ranks), np.concatenate(starts), np.concatenate(keys)
     order = np.lexsort((at, ranked))
-    places: dict[str, list[int]] = {word: [] for word in words}
-    for word_order, start in zip(ranked[order].tolist(), at[order].tolist(), strict=True):
-        places[words[word_order]].append(start)
+    places: dict[str, tuple[list[int], list[int]]] = {word: ([], []) for word in words}
+    for word_order, start, code in zip(
+        ranked[order].tolist(), at[order].tolist(), key[order].tolist(), strict=True
+    ):
+        word_starts, word_keys = places[words[word_order]]
+        word_starts.append(start)
+        word_keys.append(code)
     for word in words:
         if word in table.unsafe:
-            places[word] = sorted(
+            word_starts = sorted(
                 start
                 for (lo, hi), tokens in zip(regions, found, strict=True)
                 for start in tokens.starting_with(word)
                 if lo <= start < hi + _MAX_OFFSET
             )
+            places[word] = word_starts, [_ANY_KEY] * len(word_starts)
     return places
 
 
-def _allows(rule: Rule, text: str, start: int, *, fast: bool = True) -> bool:
-    """Whether the rule matches at `start` (a word start) and its framing allows it (with its
-    patterns as written where `fast` is false)."""
-    if start and text[start].isalnum() and text[start - 1].isalnum():
-        return False
-    pattern = rule.fast if fast else rule.pattern
-    return pattern.match(text, start) is not None and _framing_allows(rule, text, start, fast)
+def _allows(rule: Rule, text: str, start: int) -> bool:
+    """Whether the rule, with its patterns as written, matches at `start` (a word start) and
+    its framing allows it: what the gated matcher decides without re-running the pattern."""
+    return (
+        _starts_word(text, start)
+        and rule.pattern.match(text, start) is not None
+        and _framing_allows(rule, text, start, fast=False)
+    )
+
+
+def _starts_word(text: str, start: int) -> bool:
+    return not (start and text[start].isalnum() and text[start - 1].isalnum())
 
 
 def _regions(length: int, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -2400,31 +2577,75 @@ def _factored(alternatives: list[tuple[str, str]]) -> str:
     return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
 
 
+_Entry = tuple[int, Rule, int, str]  # rule index, rule, offset of the word in its leads, rests
+
+
+@dataclass(frozen=True)
+class _Check:
+    """`pattern` starts with a scanner's word and consumes only it; it sets its group i where a
+    lead of `entries[i]` is there and that rule's body matches after it."""
+
+    pattern: re.Pattern[str]
+    entries: tuple[_Entry, ...]
+
+
+# The character code `_lead_places` gives where it does not look at the character after a word
+# (the word ends the text; a word found by its first characters): every lead is tried.
+_UNKNOWN = 256
+_ANY_KEY = _UNKNOWN * 2 + 1
+
+
 @dataclass(frozen=True)
 class _Scanner:
     """How the leads on one word are checked where the word stands (see `_lead_places`).
 
-    `check` starts with the word and consumes only it; it sets its group i where a lead of
-    `entries[i]` (rule index, rule, offset of the word in the lead, those leads' rests after
-    the word, lookbehinds included) is there and that rule's body matches after it.
+    `entries` are (rule index, rule, offset of the word in the lead, those leads' rests after
+    the word, lookbehinds included); `follows[i]` is the set of characters that come right after
+    the word in the leads of `entries[i]`, or None where one of them ends with the word.
     """
 
     word: str
-    entries: tuple[tuple[int, Rule, int, str], ...]
+    entries: tuple[_Entry, ...]
+    follows: tuple[frozenset[str] | None, ...]
+    checks: dict[int, _Check | None] = field(default_factory=dict, compare=False, repr=False)
+    compiled: dict[tuple[int, ...], _Check] = field(default_factory=dict, compare=False, repr=False)
 
-    @functools.cached_property
-    def check(self) -> re.Pattern[str]:
+    def check_for(self, key: int) -> _Check | None:
+        """The check for places with this key (the character code after the word, times two,
+        plus one where the role marker rule may match): the entries that may match there, or
+        None if none may. An entry whose leads all continue the word with other characters
+        than the one there, or of the role marker rule where it cannot reach a cue, cannot
+        match; every other entry is in the check, in order."""
+        check = self.checks.get(key)
+        if check is None and key not in self.checks:
+            code, marker_possible = divmod(key, 2)
+            kept = tuple(
+                at
+                for at, (entry, follows) in enumerate(zip(self.entries, self.follows, strict=True))
+                if (follows is None or code == _UNKNOWN or chr(code) in follows)
+                and (marker_possible or entry[1] is not _MARKER_RULE)
+            )
+            if kept:
+                check = self.compiled.get(kept)
+                if check is None:
+                    check = self.compiled[kept] = self._compile(kept)
+            self.checks[key] = check
+        return check
+
+    def _compile(self, kept: tuple[int, ...]) -> _Check:
         # Compiled on first use: all of them would add half a second to import, and a text
-        # needs those of the words it holds.
+        # needs those of the words it holds (and of the characters after them).
+        entries = tuple(self.entries[at] for at in kept)
         marks = "".join(
-            f"(?:(?=(?:{rests})(?:{rule.fast_body}))())?" for _, rule, _, rests in self.entries
+            f"(?:(?=(?:{rests})(?:{rule.fast_body}))())?" for _, rule, _, rests in entries
         )
-        return re.compile(re.escape(self.word) + marks)
+        return _Check(pattern=re.compile(re.escape(self.word) + marks), entries=entries)
 
 
 def _scanners(rules: Iterable[Rule]) -> dict[str, _Scanner]:
     """The scanner of every lead word."""
-    entries: dict[str, list[tuple[int, Rule, int, str]]] = {}
+    entries: dict[str, list[_Entry]] = {}
+    follows: dict[str, list[frozenset[str] | None]] = {}
     for index, rule in enumerate(rules):
         for head in rule.heads:
             by_offset: dict[int, dict[str, list[tuple[str, str]]]] = {}
@@ -2433,7 +2654,15 @@ def _scanners(rules: Iterable[Rule]) -> dict[str, _Scanner]:
             for offset in sorted(by_offset):
                 rests = _lead_alternatives(by_offset[offset])
                 entries.setdefault(head.word, []).append((index, rule, offset, rests))
-    return {word: _Scanner(word=word, entries=tuple(found)) for word, found in entries.items()}
+                firsts = {rest[:1] for items in by_offset[offset].values() for rest, _ in items}
+                # `_Tokens.codes` holds "?" for any non-ASCII character: such a first
+                # character could not be told apart, so the entry is always tried.
+                known = "" not in firsts and all(first.isascii() for first in firsts)
+                follows.setdefault(head.word, []).append(frozenset(firsts) if known else None)
+    return {
+        word: _Scanner(word=word, entries=tuple(found), follows=tuple(follows[word]))
+        for word, found in entries.items()
+    }
 
 
 def _lead_alternatives(groups: dict[str, list[tuple[str, str]]]) -> str:
@@ -2442,13 +2671,8 @@ def _lead_alternatives(groups: dict[str, list[tuple[str, str]]]) -> str:
 
 
 _SCANNERS = _scanners(RULES)
+_MARKER_WORDS = frozenset(head.word for head in _MARKER_RULE.heads)
 _LEAD_PAIRS = frozenset(pair for rule in RULES for head in rule.heads for pair in head.pairs or ())
-# Every head of every rule, in rule order: (rule index, rule, word, gate, first two words).
-_HEADS = tuple(
-    (index, rule, head.word, head.gate, head.pairs)
-    for index, rule in enumerate(RULES)
-    for head in rule.heads
-)
 
 
 def _reads_on(items: _Items, last: str) -> bool:
@@ -2518,12 +2742,40 @@ def _alnum_in(op: object, arg: object) -> frozenset[str]:
     return _alnum_in_source(_unparse([(op, arg)]))
 
 
+def _pairs_gate(rule: Rule, head: _Head) -> frozenset[tuple[str, str]] | None:
+    """The head's first two words, as a gate: None where a lead of two words ends with the
+    second and the body may read on into it ("<|endoftext|> assistant" + "(?=[a-z])" in
+    "<|endoftext|> assistantsure"): the text's second word is then longer than the lead's."""
+    if head.pairs is None:
+        return None
+    body = list(sre_parse.parse(rule.body))
+    for lead in rule.leads:
+        words = _tokens(lead)
+        if (
+            words[0] == head.word
+            and len(words) == 2
+            and lead.endswith(words[1])
+            and _reads_on(body, lead[-1])
+        ):
+            return None
+    return head.pairs
+
+
+# Every head of every rule, in rule order: (rule index, rule, word, gate, first two words).
+_HEADS = tuple(
+    (index, rule, head.word, head.gate, _pairs_gate(rule, head))
+    for index, rule in enumerate(RULES)
+    for head in rule.heads
+)
+
+
 @dataclass(frozen=True)
 class _TokenTable:
     """What `_Tokens` looks words up in (numpy arrays, built on first use).
 
-    `words` are every word a rule's gates, heads or leads' first pairs name; id len(words)
-    stands for any other word. A word's hash picks a slot of `slots` (`_slot`, with a `spread`
+    `words` are every word a rule's gates, heads or leads' first pairs name, and the first
+    words of the role marker's cues (`cue` is true for those); id len(words) stands for any
+    other word. A word's hash picks a slot of `slots` (`_slot`, with a `spread`
     that gives each of `words` a slot of its own), and the slot holds the id of the only word
     that may be there; `hashes` holds each id's hash: a word is known if its hash is its
     slot's word's.
@@ -2543,6 +2795,7 @@ class _TokenTable:
     pairs: dict[int, tuple[str, str]]
     needs_pair: np.ndarray
     unsafe: frozenset[str]
+    cue: np.ndarray
 
 
 _HASH_BASE = 0x9E3779B1  # odd, so invertible modulo 2**32
@@ -2581,6 +2834,7 @@ def _token_table() -> _TokenTable:
         word for rule in RULES for head in rule.heads for word in head.gate | {head.word}
     }
     vocabulary |= {word for pair in _LEAD_PAIRS for word in pair}
+    vocabulary |= _ROLE_CUE_WORDS
     words = tuple(sorted(vocabulary))
     index = {word: at for at, word in enumerate(words)}
     other = len(words)
@@ -2600,7 +2854,9 @@ def _token_table() -> _TokenTable:
     needs_pair = np.zeros(width, dtype=bool)
     for word in index:
         heads = [head for rule in RULES for head in rule.heads if head.word == word]
-        needs_pair[index[word]] = bool(heads) and all(head.pairs is not None for head in heads)
+        needs_pair[index[word]] = bool(heads) and all(
+            pairs is not None for _, _, head_word, _, pairs in _HEADS if head_word == word
+        )
     unsafe = frozenset(
         head.word
         for rule in RULES
@@ -2608,6 +2864,8 @@ def _token_table() -> _TokenTable:
         if any(rest == "" for _, rest in head.rests)
         and _reads_on(list(sre_parse.parse(rule.body)), head.word[-1])
     )
+    cue = np.zeros(width, dtype=bool)
+    cue[[index[word] for word in _ROLE_CUE_WORDS]] = True
     table = _TokenTable(
         words=words,
         index=index,
@@ -2618,6 +2876,7 @@ def _token_table() -> _TokenTable:
         pairs=pairs,
         needs_pair=needs_pair,
         unsafe=unsafe,
+        cue=cue,
     )
     _token_table_ = table
     return table
@@ -2661,6 +2920,35 @@ class _Tokens:
     prefix: np.ndarray
     ends: np.ndarray
     lo: int
+    # The slice's characters as bytes (any other character as "?"), and where its words that
+    # are a cue's first word or mix letters and digits start (positions in the text).
+    codes: np.ndarray
+    cued: np.ndarray
+
+    @functools.cached_property
+    def openers(self) -> np.ndarray:
+        """Where a `]`, `=` or `--` starts (positions in the text, in order)."""
+        import numpy as np
+
+        codes = self.codes
+        dash = codes == ord("-")
+        found = (codes == ord("]")) | (codes == ord("="))
+        found[:-1] |= dash[:-1] & dash[1:]
+        return np.flatnonzero(found) + self.lo
+
+    def marker_possible(self, at: np.ndarray) -> np.ndarray:
+        """For each place `at` where a word of the role marker rule may start, whether a
+        match there could reach a cue (see `_MARKER_REACH`); places within the slice, at
+        least `_MARKER_REACH` characters before its end unless it ends the text."""
+        import numpy as np
+
+        possible = np.zeros(len(at), dtype=bool)
+        for found, side in ((self.cued, "right"), (self.openers, "left")):
+            # The first position after `at` (or at it, for openers) within reach.
+            first = np.searchsorted(found, at, side=side)
+            within = first < len(found)
+            possible[within] |= found[first[within]] <= at[within] + _MARKER_REACH
+        return possible
 
     def starting_with(self, word: str) -> list[int]:
         """Where words that start with `word` start (positions in the text)."""
@@ -2678,7 +2966,12 @@ class _Tokens:
         import numpy as np
 
         table = _token_table()
-        spaced = _token_text(text[lo:hi])
+        piece = text[lo:hi]
+        if not piece.isascii():
+            # str.translate is ten times slower once a string holds any non-ASCII character.
+            piece = piece.encode("ascii", "replace").decode("ascii")
+        raw = np.frombuffer(piece.encode("ascii"), dtype=np.uint8)
+        spaced = piece.translate(_TOKEN_PUNCT)
         chars = np.frombuffer(spaced.encode("ascii"), dtype=np.uint8)
         edges = np.diff((chars != 32).view(np.int8), prepend=np.int8(0), append=np.int8(0))
         starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
@@ -2697,12 +2990,17 @@ class _Tokens:
         present = np.flatnonzero(np.bincount(ids, minlength=other + 1)[:other]).tolist()
         words = {table.words[at] for at in present}
         words |= set(chars[starts[lengths == 1]].tobytes().decode("ascii"))
+        cued = table.cue[ids]
         digit = (chars >= 48) & (chars <= 57)
         if digit.any():
             digits = np.concatenate(([0], np.cumsum(digit)))
             in_word = digits[ends] - digits[starts]
-            mixed = np.flatnonzero((in_word > 0) & (in_word < lengths)).tolist()
-            words |= {spaced[starts[at] : ends[at]] for at in mixed}
+            mixed = (in_word > 0) & (in_word < lengths)
+            cued |= mixed
+            mixed = np.flatnonzero(mixed)
+            words.update(
+                map(spaced.__getitem__, map(slice, starts[mixed].tolist(), ends[mixed].tolist()))
+            )
         single = lengths == 1
         return _Tokens(
             starts=starts + lo,
@@ -2714,6 +3012,8 @@ class _Tokens:
             prefix=prefix,
             ends=ends,
             lo=lo,
+            codes=raw,
+            cued=starts[cued] + lo,
         )
 
 
@@ -2735,24 +3035,41 @@ def _first_rule(text: str, *, prefilter: bool = True) -> Rule | None:
     rule, words, apart = _match_rules(text, [(0, len(text))], prefilter=prefilter)
     if rule is not None:
         return rule
-    for view in (_deleeted(text, words), _despaced(text, words) if apart else None):
-        if view is None:
-            continue
-        view_text, changed = view
-        # A view can only add a match near what it changed, and only for a rule that spells
-        # one of the words it wrote (anything else matched the text already); its words are
-        # the text's and those it wrote, so no such rule may be possible at all.
-        near = [(max(0, lo - _LONGEST), hi + _NEEDS_REACH) for lo, hi in changed]
-        written = _words_of(" ".join(view_text[lo:hi] for lo, hi in changed))
-        if prefilter and not any(
-            not written.isdisjoint(rule.vocabulary) and rule.possible(words | written)
-            for rule in RULES
-        ):
-            continue
-        rule, _, _ = _match_rules(view_text, near, prefilter=prefilter, spelling=written)
+    targets = _leet_targets(words)
+    # The leetspeak view writes only its targets' letters: where no rule could use any of
+    # them, building it (a pass over every occurrence) would be for nothing.
+    if targets and (not prefilter or _worth_a_view(words, frozenset(targets.values()))):
+        rule = _match_view(text, _deleeted(text, targets), words, prefilter=prefilter)
         if rule is not None:
             return rule
+    if apart:
+        return _match_view(text, _despaced(text, words), words, prefilter=prefilter)
     return None
+
+
+def _worth_a_view(words: frozenset[str], written: frozenset[str]) -> bool:
+    """Whether some rule spells one of `written` and is possible with those words added."""
+    together = words | written
+    return any(
+        not written.isdisjoint(rule.vocabulary) and rule.possible(together) for rule in RULES
+    )
+
+
+def _match_view(
+    text: str, view: _View | None, words: frozenset[str], *, prefilter: bool
+) -> Rule | None:
+    if view is None:
+        return None
+    view_text, changed = view
+    # A view can only add a match near what it changed, and only for a rule that spells
+    # one of the words it wrote (anything else matched the text already); its words are
+    # the text's and those it wrote, so no such rule may be possible at all.
+    near = [(max(0, lo - _LONGEST), hi + _NEEDS_REACH) for lo, hi in changed]
+    written = _words_of(" ".join(view_text[lo:hi] for lo, hi in changed))
+    if prefilter and not _worth_a_view(words, written):
+        return None
+    rule, _, _ = _match_rules(view_text, near, prefilter=prefilter, spelling=written)
+    return rule
 
 
 # --------------------------------------------------------------------------------------------
@@ -2780,6 +3097,18 @@ class Blocklist:
     plain: tuple[tuple[int, str, re.Pattern[str]], ...]  # (id, normalised term, matcher)
     regex: tuple[tuple[int, re.Pattern[str]], ...]
     skipped: tuple[int, ...] = ()
+
+    @functools.cached_property
+    def version(self) -> bytes:
+        """A digest of what the blocklist matches: equal for blocklists compiled from the same
+        terms, different once a term is added, removed or edited."""
+        sources = repr(
+            (
+                [(term_id, term) for term_id, term, _ in self.plain],
+                [(term_id, matcher.pattern, matcher.flags) for term_id, matcher in self.regex],
+            )
+        )
+        return hashlib.blake2b(sources.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
     def first_match(self, text: str) -> int | None:
         """Id of the first term (plain terms first, then regexes, each in id order) that matches
@@ -2917,12 +3246,25 @@ def _compile_key(key: tuple[tuple[int, str, bool], ...]) -> Blocklist:
 # --------------------------------------------------------------------------------------------
 
 
-def screen(texts: Iterable[str], *, blocklist: Blocklist | Iterable[Term] | None = None) -> Verdict:
+# Verdicts of texts screened lately, by (blocklist version, digest of the raw text): a
+# conversation re-sends its earlier messages with every turn, and clients retry.
+_VERDICTS: OrderedDict[tuple[bytes, bytes], Verdict] = OrderedDict()
+_VERDICTS_SIZE = 4096
+_verdicts_lock = threading.Lock()
+
+
+def screen(
+    texts: Iterable[str], *, blocklist: Blocklist | Iterable[Term] | None = None, cache: bool = True
+) -> Verdict:
     """Block if any text matches the admin blocklist or a curated prompt-injection rule.
 
     `blocklist` is a compiled `Blocklist`, an iterable of terms (compiled and cached here), or
     None. The blocklist is checked before the curated rules. The verdict names the rule or the
     term id, never the text that matched.
+
+    Each text's verdict is kept in a bounded LRU keyed by a 128-bit BLAKE2 digest of the text
+    and the blocklist's `version` (never the text itself), so a text seen again costs a hash;
+    `cache=False` screens every text afresh (the verdict is the same either way).
     """
     compiled = (
         EMPTY_BLOCKLIST
@@ -2934,12 +3276,36 @@ def screen(texts: Iterable[str], *, blocklist: Blocklist | Iterable[Term] | None
     for raw in texts:
         if not raw:
             continue
-        text = normalize(raw)
-        if compiled.plain or compiled.regex:
-            term_id = compiled.first_match(text)
-            if term_id is not None:
-                return Verdict(blocked=True, rule_id=f"blocklist.{term_id}", category=BLOCKLIST)
-        rule = _first_rule(text)
-        if rule is not None:
-            return Verdict(blocked=True, rule_id=rule.id, category=rule.category)
+        verdict = _screen_cached(raw, compiled) if cache else _screen_text(raw, compiled)
+        if verdict.blocked:
+            return verdict
+    return ALLOWED
+
+
+def _screen_cached(raw: str, compiled: Blocklist) -> Verdict:
+    digest = hashlib.blake2b(raw.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    key = (compiled.version, digest)
+    with _verdicts_lock:
+        verdict = _VERDICTS.get(key)
+        if verdict is not None:
+            _VERDICTS.move_to_end(key)
+            return verdict
+    verdict = _screen_text(raw, compiled)
+    with _verdicts_lock:
+        _VERDICTS[key] = verdict
+        if len(_VERDICTS) > _VERDICTS_SIZE:
+            _VERDICTS.popitem(last=False)
+    return verdict
+
+
+def _screen_text(raw: str, compiled: Blocklist) -> Verdict:
+    """The verdict on one non-empty text, screened in full."""
+    text = normalize(raw)
+    if compiled.plain or compiled.regex:
+        term_id = compiled.first_match(text)
+        if term_id is not None:
+            return Verdict(blocked=True, rule_id=f"blocklist.{term_id}", category=BLOCKLIST)
+    rule = _first_rule(text)
+    if rule is not None:
+        return Verdict(blocked=True, rule_id=rule.id, category=rule.category)
     return ALLOWED
