@@ -51,7 +51,9 @@ class Reservation(models.Model):
         RELEASED = "released"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    request_id = models.CharField(max_length=64, unique=True)
+    # Unique through `reservation_request_once` (`unique=True` would add a LIKE-pattern index
+    # that every reserve writes and no query reads).
+    request_id = models.CharField(max_length=64)
     wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="reservations")
     amount = models.BigIntegerField()
     state = models.CharField(max_length=12, choices=State.choices, default=State.HELD)
@@ -71,6 +73,7 @@ class Reservation(models.Model):
     class Meta:
         indexes = [models.Index(fields=["state", "expires_at"], name="reservation_open_idx")]
         constraints = [
+            models.UniqueConstraint(fields=["request_id"], name="reservation_request_once"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="reservation_amount_gt_0"),
             models.CheckConstraint(
                 condition=Q(charged__gte=0, charged__lte=F("amount")),
@@ -151,7 +154,10 @@ class LedgerEntry(models.Model):
         RELEASE = "release"
 
     id = models.BigAutoField(primary_key=True)
-    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="entries")
+    # Indexed by entry_wallet_idx, which leads with it.
+    wallet = models.ForeignKey(
+        Wallet, on_delete=models.PROTECT, related_name="entries", db_index=False
+    )
     kind = models.CharField(max_length=12, choices=Kind.choices)
     # The figure the entry is about: credited, held, charged or returned Wits.
     amount = models.BigIntegerField()
@@ -165,14 +171,25 @@ class LedgerEntry(models.Model):
         Reservation, null=True, blank=True, on_delete=models.PROTECT, related_name="entries"
     )
     order = models.ForeignKey(
-        TopupOrder, null=True, blank=True, on_delete=models.PROTECT, related_name="entries"
+        TopupOrder,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="entries",
+        db_index=False,
     )
     actor = models.CharField(max_length=255)
     note = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        indexes = [models.Index(fields=["wallet", "-id"], name="entry_wallet_idx")]
+        indexes = [
+            models.Index(fields=["wallet", "-id"], name="entry_wallet_idx"),
+            # Only top-up entries carry an order: the gateway's entries skip this index.
+            models.Index(
+                fields=["order"], condition=Q(order__isnull=False), name="entry_order_idx"
+            ),
+        ]
         verbose_name_plural = "ledger entries"
 
     def __str__(self) -> str:
