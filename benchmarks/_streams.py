@@ -35,8 +35,7 @@ class Target:
             f"POST {self.path} HTTP/1.1",
             f"Host: {self.host}:{self.port}",
             "Content-Type: application/json",
-            # Not text/event-stream: the gateway answers that with a 500 today (reported).
-            "Accept: */*",
+            "Accept: text/event-stream",
             f"Content-Length: {len(self.body)}",
             "Connection: close",
             *(f"{k}: {v}" for k, v in self.headers.items()),

@@ -567,6 +567,24 @@ def test_an_accept_header_json_cannot_satisfy_still_gets_json(client, account, a
     assert response["Content-Type"] == "application/json"
 
 
+def test_a_stream_asked_for_with_accept_event_stream_is_served(client, account, catalogue, fake):
+    response = _post(
+        client,
+        "/v1/chat/completions",
+        {
+            "model": catalogue.chat_openai,
+            "messages": [{"role": "user", "content": "hi"}],
+            "stream": True,
+        },
+        HTTP_ACCEPT="text/event-stream",
+    )
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/event-stream; charset=utf-8"
+    body = b"".join(response.streaming_content)
+    assert body.endswith(b"data: [DONE]\n\n")
+
+
 @pytest.mark.parametrize(("method", "path"), [("POST", "/v1/keys"), ("PUT", "/v1/webhooks")])
 def test_deeply_nested_json_to_a_drf_parsed_route_is_400(full_client, method, path):
     response = full_client.generic(
