@@ -235,3 +235,27 @@ def test_parse_database_url_refuses_bad_urls(url, message):
         env.parse_database_url(url)
 
     assert str(error.value) == message
+
+
+@pytest.mark.parametrize(("value", "threshold"), [(None, "5"), ("1", "5"), ("0", "None")])
+def test_db_prepared_statements_sets_psycopg_prepare_threshold(value, threshold):
+    env_vars = {"DATABASE_URL": os.environ["DATABASE_URL"]}
+    if value is not None:
+        env_vars["DB_PREPARED_STATEMENTS"] = value
+    base = {k: v for k, v in os.environ.items() if k not in {*_CLEARED, "DB_PREPARED_STATEMENTS"}}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os; os.environ['DJANGO_SETTINGS_MODULE'] = 'clawwits.settings'; "
+            "from django.conf import settings; "
+            "print(settings.DATABASES['default']['OPTIONS']['prepare_threshold'])",
+        ],
+        env={**base, **env_vars},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert (result.returncode, result.stdout.strip()) == (0, threshold), result.stderr
