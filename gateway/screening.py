@@ -19,9 +19,11 @@ Guarantees:
 - A `Verdict` carries a rule id and a category, never any part of the screened text.
 - Rules are data (`RULES`: id, category, language, leads, compiled pattern, framing). A rule
   is only tried where the words its matches need are present (checked on the set of the
-  rules' words the text holds), and only where one of its leads starts: the text's words are
-  hashed and looked up with numpy (`_Tokens`), a lead word is looked at where it stands as a
-  word (followed by the second word of one of its leads, where they all have two), and one
+  rules' words the text holds; a lead's last word counts only where the body cannot read on
+  into it, or where a word of the text starts with it), and only where one of its leads
+  starts: the text's words are hashed and looked up with numpy (`_Tokens`), a lead word is
+  looked at where it stands as a word (followed by the second word of one of its leads, where
+  they all have two), and one
   regex per lead word marks the rules whose lead and body match there. That regex leaves out
   the leads that cannot go on with the character after the word, and the fake role marker
   rule where no word its cue could start with is within its reach (`_MARKER_REACH`, derived
@@ -822,6 +824,73 @@ def _set_char(code: int) -> str:
     return "\\" + char if char in "\\]^-[" else re.escape(char)
 
 
+def _reads_on(items: _Items, last: str) -> bool:
+    """Whether a body (parsed) may match, right after a lead that ends with a word whose last
+    character is `last`, reading on into that word (its first character a letter or digit) or
+    matching nothing with nothing to say the word ended there. Conservative: True if unsure."""
+    for at, (op, arg) in enumerate(items):
+        rest = items[at + 1 :]
+        if op in (sre_constants.LITERAL, sre_constants.NOT_LITERAL, sre_constants.IN):
+            return bool(_alnum_in(op, arg))
+        if op is sre_constants.ANY:
+            return True
+        if op is sre_constants.AT:
+            if arg in (
+                sre_constants.AT_BOUNDARY,
+                sre_constants.AT_END,
+                sre_constants.AT_END_STRING,
+            ):
+                return False  # after a letter or digit: the word ends here
+            continue
+        if op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
+            direction, inner = arg  # type: ignore[misc]
+            inner = list(inner)
+            single = len(inner) == 1 and inner[0][0] in (sre_constants.IN, sre_constants.LITERAL)
+            if direction < 0:
+                # (?<![a-z]) right after the word fails: no match this way
+                if op is sre_constants.ASSERT_NOT and single and last in _alnum_in(*inner[0]):
+                    return False
+                continue
+            if op is sre_constants.ASSERT_NOT:
+                if single and _alnum_in(*inner[0]) == _ALNUM:
+                    return False  # (?![a-z0-9])
+                continue
+            if not _reads_on(inner, last):
+                return False
+            continue
+        if op is sre_constants.BRANCH:
+            return any(_reads_on([*alternative, *rest], last) for alternative in arg[1])  # type: ignore[index]
+        if op in (
+            sre_constants.MAX_REPEAT,
+            sre_constants.MIN_REPEAT,
+            sre_constants.POSSESSIVE_REPEAT,
+        ):
+            low, _, item = arg  # type: ignore[misc]
+            if _reads_on([*item, *rest], last):
+                return True
+            if low:
+                return False
+            continue
+        if op is sre_constants.ATOMIC_GROUP:
+            return _reads_on([*arg, *rest], last)  # type: ignore[misc]
+        return True
+    return True
+
+
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
+@functools.lru_cache(maxsize=256)
+def _alnum_in_source(source: str) -> frozenset[str]:
+    matcher = re.compile(source)
+    return frozenset(char for char in _ALNUM if matcher.fullmatch(char))
+
+
+def _alnum_in(op: object, arg: object) -> frozenset[str]:
+    """The lowercase letters and digits one parsed character item matches."""
+    return _alnum_in_source(_unparse([(op, arg)]))
+
+
 # --------------------------------------------------------------------------------------------
 # Rules
 # --------------------------------------------------------------------------------------------
@@ -875,6 +944,8 @@ class Rule:
     vocabulary: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        body = list(sre_parse.parse(self.body))
+        held = {lead: _held_words(lead, body) for lead in self.leads}
         groups: dict[str, list[str]] = {}
         for lead in self.leads:
             word = _FIRST_WORD.search(lead)
@@ -894,7 +965,7 @@ class Rule:
                 _Head(
                     word=word,
                     # Words every lead of the group contains: skipped where one is missing.
-                    gate=frozenset.intersection(*map(_words_of, leads)),
+                    gate=frozenset.intersection(*(held[lead] for lead in leads)),
                     pairs=_first_pairs(leads),
                     offsets=tuple(sorted({lead.index(word) for lead in leads})),
                     rests=tuple(rests),
@@ -909,7 +980,8 @@ class Rule:
                     re.findall(r"[a-z]{2,}", re.sub(r"\\[a-zA-Z]", " ", pattern.pattern))
                 )
         object.__setattr__(self, "vocabulary", frozenset(spelled))
-        gates = [_gate(self.leads)] + [_gate(phrases) for phrases in self.requires]
+        gates = [_gate(held[lead] for lead in self.leads)]
+        gates += [_gate(map(_words_of, phrases)) for phrases in self.requires]
         object.__setattr__(self, "gates", tuple(gates))
 
     @property
@@ -946,15 +1018,31 @@ class Rule:
         return True
 
 
-def _gate(phrases: Iterable[str]) -> frozenset[str]:
-    """For each phrase, one of its words that any text containing the phrase contains."""
+def _gate(phrases: Iterable[frozenset[str]]) -> frozenset[str]:
+    """For each phrase (the words a text holding it holds), its longest word."""
     gate = set()
     for phrase in phrases:
-        words = sorted(_words_of(phrase), key=lambda w: (-len(w), w))
+        words = sorted(phrase, key=lambda w: (-len(w), w))
         if not words:
-            raise ValueError(f"phrase {phrase!r} has no word to gate on")
+            raise ValueError("a phrase has no word to gate on")
         gate.add(words[0])
     return frozenset(gate)
+
+
+def _held_words(lead: str, body: _Items) -> frozenset[str]:
+    """The words of a lead that `_Tokens.words` holds wherever the lead starts a match.
+
+    Every word of the lead stands whole in the text (a match starts a word; the lead's own
+    punctuation ends its inner words) except the last, where the lead ends with a letter or
+    digit and the body may read on into that word ("<|eot_id|> system" + "(?=[a-z])" in
+    "<|eot_id|> systemsystem"): the text's word is then longer. Such a word is left out, unless
+    it is the lead's only word: those (`_TokenTable.unsafe`) are in `_Tokens.words` wherever a
+    word starts with them.
+    """
+    words = _tokens(lead)
+    if len(words) > 1 and lead[-1].isalnum() and _reads_on(body, lead[-1]):
+        return frozenset(words[:-1])
+    return frozenset(words)
 
 
 # Separates the leads from the body in `Rule.pattern`; an empty group, so it matches nothing.
@@ -2675,73 +2763,6 @@ _MARKER_WORDS = frozenset(head.word for head in _MARKER_RULE.heads)
 _LEAD_PAIRS = frozenset(pair for rule in RULES for head in rule.heads for pair in head.pairs or ())
 
 
-def _reads_on(items: _Items, last: str) -> bool:
-    """Whether a body (parsed) may match, right after a lead that ends with a word whose last
-    character is `last`, reading on into that word (its first character a letter or digit) or
-    matching nothing with nothing to say the word ended there. Conservative: True if unsure."""
-    for at, (op, arg) in enumerate(items):
-        rest = items[at + 1 :]
-        if op in (sre_constants.LITERAL, sre_constants.NOT_LITERAL, sre_constants.IN):
-            return bool(_alnum_in(op, arg))
-        if op is sre_constants.ANY:
-            return True
-        if op is sre_constants.AT:
-            if arg in (
-                sre_constants.AT_BOUNDARY,
-                sre_constants.AT_END,
-                sre_constants.AT_END_STRING,
-            ):
-                return False  # after a letter or digit: the word ends here
-            continue
-        if op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
-            direction, inner = arg  # type: ignore[misc]
-            inner = list(inner)
-            single = len(inner) == 1 and inner[0][0] in (sre_constants.IN, sre_constants.LITERAL)
-            if direction < 0:
-                # (?<![a-z]) right after the word fails: no match this way
-                if op is sre_constants.ASSERT_NOT and single and last in _alnum_in(*inner[0]):
-                    return False
-                continue
-            if op is sre_constants.ASSERT_NOT:
-                if single and _alnum_in(*inner[0]) == _ALNUM:
-                    return False  # (?![a-z0-9])
-                continue
-            if not _reads_on(inner, last):
-                return False
-            continue
-        if op is sre_constants.BRANCH:
-            return any(_reads_on([*alternative, *rest], last) for alternative in arg[1])  # type: ignore[index]
-        if op in (
-            sre_constants.MAX_REPEAT,
-            sre_constants.MIN_REPEAT,
-            sre_constants.POSSESSIVE_REPEAT,
-        ):
-            low, _, item = arg  # type: ignore[misc]
-            if _reads_on([*item, *rest], last):
-                return True
-            if low:
-                return False
-            continue
-        if op is sre_constants.ATOMIC_GROUP:
-            return _reads_on([*arg, *rest], last)  # type: ignore[misc]
-        return True
-    return True
-
-
-_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
-
-
-@functools.lru_cache(maxsize=256)
-def _alnum_in_source(source: str) -> frozenset[str]:
-    matcher = re.compile(source)
-    return frozenset(char for char in _ALNUM if matcher.fullmatch(char))
-
-
-def _alnum_in(op: object, arg: object) -> frozenset[str]:
-    """The lowercase letters and digits one parsed character item matches."""
-    return _alnum_in_source(_unparse([(op, arg)]))
-
-
 def _pairs_gate(rule: Rule, head: _Head) -> frozenset[tuple[str, str]] | None:
     """The head's first two words, as a gate: None where a lead of two words ends with the
     second and the body may read on into it ("<|endoftext|> assistant" + "(?=[a-z])" in
@@ -2795,6 +2816,14 @@ class _TokenTable:
     pairs: dict[int, tuple[str, str]]
     needs_pair: np.ndarray
     unsafe: frozenset[str]
+    # Where a word starts with an unsafe word, the hash of its first `unsafe_prefix`
+    # characters (the shortest unsafe word's length) is the hash of an unsafe word's, and
+    # `unsafe_heads` is true at its top `_HEAD_BITS` bits. `unsafe_within` maps each of `words`
+    # to the unsafe words it starts with and is longer than.
+    unsafe_prefix: int
+    unsafe_heads: np.ndarray
+    unsafe_hashes: tuple[tuple[str, int, int], ...]  # word, hash of its head, its hash
+    unsafe_within: dict[str, frozenset[str]]
     cue: np.ndarray
 
 
@@ -2804,6 +2833,7 @@ _HASH_BASE = 0x9E3779B1  # odd, so invertible modulo 2**32
 _HASH_BITS = 32
 _HASH_MODULUS = 1 << _HASH_BITS
 _SLOT_BITS = 16
+_HEAD_BITS = 16
 _token_table_: _TokenTable | None = None
 _powers_: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -2864,6 +2894,18 @@ def _token_table() -> _TokenTable:
         if any(rest == "" for _, rest in head.rests)
         and _reads_on(list(sre_parse.parse(rule.body)), head.word[-1])
     )
+    unsafe_prefix = min(map(len, unsafe))
+    unsafe_hashes = tuple(
+        (word, _word_hash(word[:unsafe_prefix]), _word_hash(word)) for word in sorted(unsafe)
+    )
+    unsafe_heads = np.zeros(1 << _HEAD_BITS, dtype=bool)
+    for _, head, _ in unsafe_hashes:
+        unsafe_heads[head >> (_HASH_BITS - _HEAD_BITS)] = True
+    unsafe_within = {
+        word: frozenset(u for u in unsafe if len(u) < len(word) and word.startswith(u))
+        for word in words
+    }
+    unsafe_within = {word: within for word, within in unsafe_within.items() if within}
     cue = np.zeros(width, dtype=bool)
     cue[[index[word] for word in _ROLE_CUE_WORDS]] = True
     table = _TokenTable(
@@ -2876,6 +2918,10 @@ def _token_table() -> _TokenTable:
         pairs=pairs,
         needs_pair=needs_pair,
         unsafe=unsafe,
+        unsafe_prefix=unsafe_prefix,
+        unsafe_heads=unsafe_heads,
+        unsafe_hashes=unsafe_hashes,
+        unsafe_within=unsafe_within,
         cue=cue,
     )
     _token_table_ = table
@@ -2905,7 +2951,8 @@ class _Tokens:
     """The words of a slice of a text (maximal runs of ASCII letters and digits), as numpy
     arrays: where each starts in the text, which word of the rules it is (`_TokenTable`), and
     whether it and the next are the first two words of a lead; with the words screening uses
-    (the rules' words found, and words of one character or of letters and digits)."""
+    (the rules' words found, the unsafe lead words a word starts with, and words of one
+    character or of letters and digits)."""
 
     starts: np.ndarray
     ids: np.ndarray
@@ -3001,6 +3048,23 @@ class _Tokens:
             words.update(
                 map(spaced.__getitem__, map(slice, starts[mixed].tolist(), ends[mixed].tolist()))
             )
+        # A lead of one word that the body reads on into ("apikey" + "[a-z0-9_]*") holds only
+        # the start of the text's word ("apikeyvalue"): its rule's gates need the word anyway.
+        # Rule words that start with one say so in a table; other words are hashed.
+        for word in words.intersection(table.unsafe_within):
+            words |= table.unsafe_within[word]
+        longer = np.flatnonzero((lengths > table.unsafe_prefix) & (ids == other))
+        at = starts[longer]
+        heads = (prefix[at + table.unsafe_prefix] - prefix[at]) * inverse[at]
+        hit = table.unsafe_heads[heads >> np.uint32(_HASH_BITS - _HEAD_BITS)]
+        if hit.any():
+            longer, heads = longer[hit], heads[hit]
+            seen = set(heads.tolist())
+            for word, head, whole in table.unsafe_hashes:
+                if head in seen and word not in words:
+                    at = starts[longer[(heads == head) & (lengths[longer] > len(word))]]
+                    if ((prefix[at + len(word)] - prefix[at]) * inverse[at] == whole).any():
+                        words.add(word)
         single = lengths == 1
         return _Tokens(
             starts=starts + lo,
