@@ -9,9 +9,11 @@ Guarantees:
   whitespace collapsed to single spaces. Rules are written against that form only. Texts with
   non-ASCII characters fold through a per-character table (numpy), which gives the same text
   as the step-by-step `_fold_reference` (tests compare them on generated text).
-- Cheap de-obfuscation: letters spaced out ("i g n o r e", "s.y.s.t.e.m", "x_e_m"; the first
-  2000 letters of a run) and leetspeak digits inside words ("ign0re") are re-read as words in
-  extra views of the text; those views are only scanned when they introduce a word that
+- Cheap de-obfuscation: letters spaced out ("i g n o r e", "s.y.s.t.e.m", "x_e_m"; every
+  run whole, however long: a run of more than `_SEGMENT_AT_ONCE` letters is segmented from the
+  places where words start, and left as typed where no rule could use a word standing in its
+  letters) and leetspeak digits inside words ("ign0re") are re-read as words in extra views of
+  the text; those views are only scanned when they introduce a word that
   some rule uses, so ordinary text pays nothing.
   A view is not even built where it cannot write such a word (the leetspeak view where no rule
   could use its targets' letters; the glued view where no two letters around a separator start
@@ -42,6 +44,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import functools
 import hashlib
@@ -447,15 +450,135 @@ def _rewrite(
 _DROP_SEPARATORS = str.maketrans("", "", " ._*-")
 
 
-def _respace(run: str) -> str:
+def _respace(run: str, *, long: bool = True) -> str:
+    """The run re-read as words (`_segment` of all its letters), or the run as it was where
+    that spells no rule word (or where it has more than `_SEGMENT_AT_ONCE` letters and `long`
+    is false)."""
     letters = run.translate(_DROP_SEPARATORS)
-    # Segmenting costs a dictionary lookup per letter and candidate length: runs go in pieces,
-    # and only their first 2000 letters are re-read.
-    pieces = range(0, min(len(letters), 2000), 400)
-    words = " ".join(_segment(letters[i : i + 400], _VOCABULARY) for i in pieces)
-    if len(letters) > 2000:
-        words += " " + letters[2000:]
+    if len(letters) <= _SEGMENT_AT_ONCE:
+        words = _segment(letters, _VOCABULARY)
+    elif long:
+        words = _segment_long(letters, _VOCABULARY)
+    else:
+        return run
     return " " + words if any(w in _VOCABULARY for w in words.split()) else run
+
+
+# Runs up to this many letters are segmented letter by letter (`_segment`); longer ones through
+# the places where a word starts (`_segment_long`), which costs numpy passes but no Python step
+# per letter of padding. Both give the same words.
+_SEGMENT_AT_ONCE = 400
+_LONGEST_SEGMENT = 16  # the longest word `_segment` takes
+_SEGMENT_LUT_BITS = 20
+
+
+@functools.lru_cache(maxsize=4)
+def _segment_tables(words: frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
+    """For `_occurrences`: true at the code of each pair of letters a word starts with
+    (first * 256 + second), and at the top `_SEGMENT_LUT_BITS` bits of each word's hash."""
+    import numpy as np
+
+    pairs = np.zeros(1 << 16, dtype=bool)
+    lut = np.zeros(1 << _SEGMENT_LUT_BITS, dtype=bool)
+    for word in words:
+        pairs[ord(word[0]) << 8 | ord(word[1])] = True
+        lut[_word_hash(word) >> (_HASH_BITS - _SEGMENT_LUT_BITS)] = True
+    return pairs, lut
+
+
+def _occurrences(
+    letters: str, words: frozenset[str], *, distinct: bool = False
+) -> list[tuple[int, int]]:
+    """Every (start, end) where one of `words` (2 to `_LONGEST_SEGMENT` letters) stands in
+    `letters` (ASCII letters and digits), in order; with `distinct`, one for each word that
+    stands there. Places whose first two letters start no word are passed over, then one numpy
+    pass per length finds the places whose hash may be a word's, and each word found is
+    compared."""
+    import numpy as np
+
+    n = len(letters)
+    if n < 2:
+        return []
+    pairs, lut = _segment_tables(words)
+    chars = np.frombuffer(letters.encode("ascii"), dtype=np.uint8)
+    codes = chars[:-1].astype(np.uint16) << 8 | chars[1:]
+    candidates = np.flatnonzero(pairs[codes])
+    if not len(candidates):
+        return []
+    power, inverse = _powers(n + 1)
+    prefix = np.zeros(n + 1, dtype=np.uint32)
+    np.cumsum(chars.astype(np.uint32) * power[:n], out=prefix[1:])
+    shift = np.uint32(_HASH_BITS - _SEGMENT_LUT_BITS)
+    at_start, scale = prefix[candidates], inverse[candidates]
+    found = []
+    for length in range(2, min(n, _LONGEST_SEGMENT) + 1):
+        fits = candidates <= n - length
+        if not fits.all():
+            candidates, at_start, scale = candidates[fits], at_start[fits], scale[fits]
+        hashes = (prefix[candidates + length] - at_start) * scale
+        hits = np.flatnonzero(lut[hashes >> shift])
+        if distinct and len(hits):
+            _, first = np.unique(hashes[hits], return_index=True)
+            hits = hits[first]
+        for start in candidates[hits].tolist():
+            if letters[start : start + length] in words:
+                found.append((start, start + length))
+    found.sort()
+    return found
+
+
+def _segment_long(letters: str, vocabulary: frozenset[str]) -> str:
+    """`_segment(letters, vocabulary)`, computed only at the places where a word of the
+    vocabulary starts or ends: between them every letter is an unknown character, whose cost
+    adds up without a Python step per letter."""
+    n = len(letters)
+    found = _occurrences(letters, vocabulary)
+    # As in `_segment`: the cost of the best reading up to each place, and the first offer of
+    # the least cost a word ending there makes (`by`: where it starts; -1: none).
+    never = 3 * n + 1
+    offered = [never] * (n + 1)
+    by = [-1] * (n + 1)
+    places = sorted({0, n, *itertools.chain.from_iterable(found)})
+    taken: dict[int, int] = {}
+    last = cost = 0
+    at = 0
+    for place in places:
+        cost += 3 * (place - last)
+        if offered[place] < cost:
+            cost = offered[place]
+            taken[place] = by[place]
+        last = place
+        offer = cost + 1
+        while at < len(found) and found[at][0] == place:
+            end = found[at][1]
+            if offer < offered[end]:
+                offered[end] = offer
+                by[end] = place
+            at += 1
+    # Back from the end: a word where one was taken, else unknown characters back to the last
+    # place a word was taken, glued from the right until the glued piece is a word of the
+    # vocabulary (as `_segment` glues them).
+    taken_at = sorted(taken)
+    pieces: list[str] = []
+    end = n
+    longest = max(map(len, vocabulary), default=0)
+    while end > 0:
+        if end in taken:
+            pieces.append(letters[taken[end] : end])
+            end = taken[end]
+            continue
+        before = bisect.bisect_left(taken_at, end) - 1
+        stop = taken_at[before] if before >= 0 else 0
+        while end > stop:
+            start = end - 1
+            while start > stop and letters[start:end] not in vocabulary:
+                if end - start > longest:
+                    start = stop
+                    break
+                start -= 1
+            pieces.append(letters[start:end])
+            end = start
+    return " ".join(reversed(pieces))
 
 
 def _unglue(run: str) -> str:
@@ -463,9 +586,46 @@ def _unglue(run: str) -> str:
     return word if word in _VOCABULARY else run
 
 
-def _despaced(text: str, words: frozenset[str]) -> _View | None:
+def _despaced(text: str, words: frozenset[str], *, prune: bool = True) -> _View | None:
     """The text with spaced-out letters re-read as words ("i g n o r e" -> "ignore"), where
-    that spells a rule word."""
+    that spells a rule word; runs of any length are read whole.
+
+    With `prune`, runs longer than `_SEGMENT_AT_ONCE` letters are left as typed where no rule
+    could use what they may write (the rule words and gate words inside their letters, with
+    what the rest of the view writes): the view is then worth nothing to `_match_view` either
+    way. Otherwise it is the same view.
+    """
+    if not prune:
+        return _despaced_with(text, words, _respace)
+    long_runs: list[str] = []
+
+    def respace_short(run: str) -> str:
+        respaced = _respace(run, long=False)
+        if respaced is run and len(run) > _SEGMENT_AT_ONCE:
+            letters = run.translate(_DROP_SEPARATORS)
+            if len(letters) > _SEGMENT_AT_ONCE:
+                long_runs.append(letters)
+        return respaced
+
+    view = _despaced_with(text, words, respace_short)
+    if not long_runs:
+        return view
+    written = set().union(*(_occurring(letters) for letters in long_runs))
+    if view is not None:
+        written |= _words_of(" ".join(view[0][lo:hi] for lo, hi in view[1]))
+    if not _worth_a_view(words, frozenset(written)):
+        return view
+    return _despaced_with(text, words, _respace)
+
+
+def _occurring(letters: str) -> set[str]:
+    """The rule words and gate words that stand anywhere in `letters`: a superset of the
+    words that segmenting them can write that any rule could use."""
+    found = _occurrences(letters, _SEGMENT_WORDS, distinct=True)
+    return {letters[start:end] for start, end in found}
+
+
+def _despaced_with(text: str, words: frozenset[str], respace: Callable[[str], str]) -> _View | None:
     if len(words & _SINGLE_CHARACTERS) < 2:
         return None
     # Letters and digits become "x", separators " " or "_": runs show up as a plain substring,
@@ -486,7 +646,7 @@ def _despaced(text: str, words: frozenset[str]) -> _View | None:
             if shape
             else _SPACED_RUN.finditer(padded)
         )
-        view = _rewrite(padded, runs, _respace)
+        view = _rewrite(padded, runs, respace)
     if view is not None:
         view = view[0][1:], [(max(0, lo - 1), hi - 1) for lo, hi in view[1]]
     if not glued:
@@ -2434,6 +2594,13 @@ RULES: tuple[Rule, ...] = _EN_RULES + _VI_RULES
 
 # Every word some rule spells: a de-obfuscated reading is only worth it if it writes one.
 _VOCABULARY = frozenset().union(*(rule.vocabulary for rule in RULES))
+# What segmenting may write that a rule could use: words it reads ("ignore") and pieces it
+# leaves glued that a gate names ("account"), up to the longest it looks for.
+_SEGMENT_WORDS = frozenset(
+    word
+    for word in _VOCABULARY.union(*(gate for rule in RULES for gate in rule.gates))
+    if 2 <= len(word) <= _LONGEST_SEGMENT
+)
 # The first two letters of each two- or three-letter rule word, as `_may_unglue` codes them:
 # what a glued run ("x_e_m") starts with if it spells one.
 _GLUE_STARTS = frozenset(
@@ -3107,7 +3274,8 @@ def _first_rule(text: str, *, prefilter: bool = True) -> Rule | None:
         if rule is not None:
             return rule
     if apart:
-        return _match_view(text, _despaced(text, words), words, prefilter=prefilter)
+        view = _despaced(text, words, prune=prefilter)
+        return _match_view(text, view, words, prefilter=prefilter)
     return None
 
 
