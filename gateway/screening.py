@@ -32,8 +32,12 @@ Guarantees:
   from the pattern). A mark is not matched again. The gates never change a verdict (the
   tests compare against ungated matching). A match is a match of the pattern on the whole
   text; patterns are matched as laid out by `_optimized` (same matches).
-- Cost is linear in the input: every repetition in a rule is bounded, and admin regexes that
-  nest unbounded repetitions are rejected by `validate_pattern`.
+- Cost: every repetition of a group in a rule is bounded (`_gap`, `_any`: so many words); the
+  unbounded repetitions are of one character class each (`[^ ]+`, `[a-z0-9_]*`, `-{2,}`, `=+`),
+  so a match has no bound on its length, and nothing relies on one (`_LONGEST` only says how
+  far before a view's change its matches are looked for). Admin regexes that nest unbounded
+  repetitions are rejected by `validate_pattern`. Not proven linear: a place a lead stands at
+  reads on as far as its body may, which long words make far.
 - A blocklist term that cannot be compiled is skipped (and logged once per compiled blocklist)
   instead of failing every request.
 - `screen` keeps recent per-text verdicts in a bounded LRU (4096 entries) keyed by a 128-bit
@@ -2608,7 +2612,10 @@ _GLUE_STARTS = frozenset(
 )
 _BEFORE = 80  # characters of framing `unless_before` looks at
 _NEEDS_REACH = 160  # characters `needs_before` may reach back
-_LONGEST = 600  # no rule's match (before `needs_before`) is longer than this
+# How far before what a view changed its matches are looked for. Not a bound on a match's
+# length (`[^ ]+`, `-{2,}`, `[a-z0-9_]*` have none): a match that starts farther back and reads
+# on into a change is not looked for, by the gated matcher and the ungated one alike.
+_LONGEST = 600
 
 
 _MAX_OFFSET = max(head.offsets[-1] for rule in RULES for head in rule.heads)
@@ -2650,9 +2657,9 @@ def _match_rules(
     spelling: frozenset[str] | None = None,
 ) -> tuple[Rule | None, frozenset[str], bool]:
     """A rule with a match that starts inside one of `spans` (stretched by `_LONGEST`), or
-    None; the words screening uses around the spans (the rules' words that are there, and
-    every word of one character or of letters and digits); and whether two one-character
-    words stand there with one character between them.
+    None; the words screening uses from `_NEEDS_REACH` before the first span to the end of the
+    text (the rules' words that are there, and every word of one character or of letters and
+    digits); and whether two one-character words stand there with one character between them.
 
     A rule matches at a start where its pattern matches the whole text from there and
     `_allows` it. With `prefilter=False` nothing is gated and every rule's pattern is searched;
@@ -2660,12 +2667,11 @@ def _match_rules(
     """
     regions = _regions(len(text), spans)
     whole = regions == [(0, len(text))]
-    # The words a match starting in a region may need: its lead and body after the start, its
-    # `needs_before` context before it.
-    found = [
-        _Tokens.of(text, max(0, lo - _NEEDS_REACH), min(len(text), hi + _LONGEST))
-        for lo, hi in regions
-    ]
+    # The words a match starting in a region may need: its `needs_before` context before it,
+    # its lead and body after the start, as far as the end of the text (a body may read any
+    # number of characters: `[^ ]+`, `-{2,}`). One slice serves every region.
+    tokens = _Tokens.of(text, max(0, regions[0][0] - _NEEDS_REACH), len(text))
+    found = [tokens] * len(regions)
     words = frozenset().union(*(tokens.words for tokens in found))
     apart = any(tokens.letters_apart for tokens in found)
     if not prefilter:
@@ -2754,7 +2760,7 @@ def _lead_places(
         keep = (ranked >= 0) & (~table.needs_pair[tokens.ids] | tokens.paired)
         keep &= (tokens.starts >= lo) & (tokens.starts < hi + _MAX_OFFSET)
         ranked, at = ranked[keep], tokens.starts[keep]
-        # The character after the word (the slice reaches `_LONGEST` past `hi`: it is in the
+        # The character after the word (the slice reaches the end of the text: it is in the
         # slice unless the word ends the text).
         after = at - tokens.lo + lengths[ranked]
         inside = after < len(tokens.codes)
