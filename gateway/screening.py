@@ -2655,11 +2655,14 @@ def _match_rules(
     *,
     prefilter: bool = True,
     spelling: frozenset[str] | None = None,
+    beyond: frozenset[str] | None = None,
 ) -> tuple[Rule | None, frozenset[str], bool]:
     """A rule with a match that starts inside one of `spans` (stretched by `_LONGEST`), or
-    None; the words screening uses from `_NEEDS_REACH` before the first span to the end of the
-    text (the rules' words that are there, and every word of one character or of letters and
-    digits); and whether two one-character words stand there with one character between them.
+    None; the words screening uses around the spans and after them, to the end of the text
+    (the rules' words that are there, and every word of one character or of letters and
+    digits; `beyond`, where given, stands for the words more than `_LONGEST` past the last
+    span, and may hold more); and whether two one-character words stand around the spans with
+    one character between them.
 
     A rule matches at a start where its pattern matches the whole text from there and
     `_allows` it. With `prefilter=False` nothing is gated and every rule's pattern is searched;
@@ -2669,10 +2672,16 @@ def _match_rules(
     whole = regions == [(0, len(text))]
     # The words a match starting in a region may need: its `needs_before` context before it,
     # its lead and body after the start, as far as the end of the text (a body may read any
-    # number of characters: `[^ ]+`, `-{2,}`). One slice serves every region.
-    tokens = _Tokens.of(text, max(0, regions[0][0] - _NEEDS_REACH), len(text))
-    found = [tokens] * len(regions)
-    words = frozenset().union(*(tokens.words for tokens in found))
+    # number of characters: `[^ ]+`, `-{2,}`). The slices reach `_LONGEST` past the regions;
+    # `beyond` holds (at least) the words after that.
+    found = [
+        _Tokens.of(text, max(0, lo - _NEEDS_REACH), min(len(text), hi + _LONGEST))
+        for lo, hi in regions
+    ]
+    if regions[-1][1] + _LONGEST < len(text) and beyond is None:
+        found.append(_Tokens.of(text, regions[-1][1] + _LONGEST, len(text)))
+    words = frozenset().union(*(tokens.words for tokens in found), beyond or ())
+    found = found[: len(regions)]
     apart = any(tokens.letters_apart for tokens in found)
     if not prefilter:
         for rule in RULES:
@@ -2760,7 +2769,7 @@ def _lead_places(
         keep = (ranked >= 0) & (~table.needs_pair[tokens.ids] | tokens.paired)
         keep &= (tokens.starts >= lo) & (tokens.starts < hi + _MAX_OFFSET)
         ranked, at = ranked[keep], tokens.starts[keep]
-        # The character after the word (the slice reaches the end of the text: it is in the
+        # The character after the word (the slice reaches `_LONGEST` past `hi`: it is in the
         # slice unless the word ends the text).
         after = at - tokens.lo + lengths[ranked]
         inside = after < len(tokens.codes)
@@ -3306,7 +3315,11 @@ def _match_view(
     written = _words_of(" ".join(view_text[lo:hi] for lo, hi in changed))
     if prefilter and not _worth_a_view(words, written):
         return None
-    rule, _, _ = _match_rules(view_text, near, prefilter=prefilter, spelling=written)
+    # Words of the view after what it changed are the text's words (`words`, of the whole
+    # text) or words it wrote: no need to find them again.
+    wrote = " ".join(view_text[lo:hi] for lo, hi in changed)
+    beyond = words | _Tokens.of(wrote, 0, len(wrote)).words
+    rule, _, _ = _match_rules(view_text, near, prefilter=prefilter, spelling=written, beyond=beyond)
     return rule
 
 

@@ -1274,10 +1274,9 @@ def test_role_marker_is_found_with_its_cue_near_behind_a_long_delimiter_or_glued
 
 
 def test_role_marker_reach_fits_in_the_slice_a_place_is_looked_at_in() -> None:
-    # a place is at most `_MAX_OFFSET` past its region, and its slice reaches the end of the text
-    text = "system: " + "x" * 2000 + " new"
-    tokens = screening._Tokens.of(text, 0, len(text))
-    assert tokens.lo + len(tokens.codes) == len(text)
+    # a place is at most `_MAX_OFFSET` past its region, and its slice reaches `_LONGEST` past it
+    reach = screening._MAX_OFFSET + screening._LONGEST_WORD + screening._MARKER_REACH
+    assert reach < screening._LONGEST
     # the proof that a cue starts after the word needs the marker's words all letters, found as
     # whole words
     for word in screening._MARKER_WORDS:
