@@ -3276,8 +3276,11 @@ def _framing_allows(rule: Rule, text: str, start: int, fast: bool = True) -> boo
     return unless_before.search(text, max(0, start - _BEFORE), start) is None
 
 
-def _first_rule(text: str, *, prefilter: bool = True) -> Rule | None:
-    """The first curated rule matching the normalised text or one of its de-obfuscated views."""
+def _first_rule(text: str, *, prefilter: bool = True, prune: bool | None = None) -> Rule | None:
+    """The first curated rule matching the normalised text or one of its de-obfuscated views.
+
+    `prune` (by default as `prefilter`): leave long spaced runs as typed where no rule could
+    use them (`_despaced`)."""
     rule, words, apart = _match_rules(text, [(0, len(text))], prefilter=prefilter)
     if rule is not None:
         return rule
@@ -3289,7 +3292,7 @@ def _first_rule(text: str, *, prefilter: bool = True) -> Rule | None:
         if rule is not None:
             return rule
     if apart:
-        view = _despaced(text, words, prune=prefilter)
+        view = _despaced(text, words, prune=prefilter if prune is None else prune)
         return _match_view(text, view, words, prefilter=prefilter)
     return None
 
