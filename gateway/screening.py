@@ -9,9 +9,11 @@ Guarantees:
   whitespace collapsed to single spaces. Rules are written against that form only. Texts with
   non-ASCII characters fold through a per-character table (numpy), which gives the same text
   as the step-by-step `_fold_reference` (tests compare them on generated text).
-- Cheap de-obfuscation: letters spaced out ("i g n o r e", "s.y.s.t.e.m", "x_e_m"; the first
-  2000 letters of a run) and leetspeak digits inside words ("ign0re") are re-read as words in
-  extra views of the text; those views are only scanned when they introduce a word that
+- Cheap de-obfuscation: letters spaced out ("i g n o r e", "s.y.s.t.e.m", "x_e_m"; every
+  run whole, however long: a run of more than `_SEGMENT_AT_ONCE` letters is segmented from the
+  places where words start, and left as typed where no rule could use a word standing in its
+  letters) and leetspeak digits inside words ("ign0re") are re-read as words in extra views of
+  the text; those views are only scanned when they introduce a word that
   some rule uses, so ordinary text pays nothing.
   A view is not even built where it cannot write such a word (the leetspeak view where no rule
   could use its targets' letters; the glued view where no two letters around a separator start
@@ -19,17 +21,23 @@ Guarantees:
 - A `Verdict` carries a rule id and a category, never any part of the screened text.
 - Rules are data (`RULES`: id, category, language, leads, compiled pattern, framing). A rule
   is only tried where the words its matches need are present (checked on the set of the
-  rules' words the text holds), and only where one of its leads starts: the text's words are
-  hashed and looked up with numpy (`_Tokens`), a lead word is looked at where it stands as a
-  word (followed by the second word of one of its leads, where they all have two), and one
+  rules' words the text holds; a lead's last word counts only where the body cannot read on
+  into it, or where a word of the text starts with it), and only where one of its leads
+  starts: the text's words are hashed and looked up with numpy (`_Tokens`), a lead word is
+  looked at where it stands as a word (followed by the second word of one of its leads, where
+  they all have two), and one
   regex per lead word marks the rules whose lead and body match there. That regex leaves out
   the leads that cannot go on with the character after the word, and the fake role marker
   rule where no word its cue could start with is within its reach (`_MARKER_REACH`, derived
   from the pattern). A mark is not matched again. The gates never change a verdict (the
   tests compare against ungated matching). A match is a match of the pattern on the whole
   text; patterns are matched as laid out by `_optimized` (same matches).
-- Cost is linear in the input: every repetition in a rule is bounded, and admin regexes that
-  nest unbounded repetitions are rejected by `validate_pattern`.
+- Cost: every repetition of a group in a rule is bounded (`_gap`, `_any`: so many words); the
+  unbounded repetitions are of one character class each (`[^ ]+`, `[a-z0-9_]*`, `-{2,}`, `=+`),
+  so a match has no bound on its length, and nothing relies on one (`_LONGEST` only says how
+  far before a view's change its matches are looked for). Admin regexes that nest unbounded
+  repetitions are rejected by `validate_pattern`. Not proven linear: a place a lead stands at
+  reads on as far as its body may, which long words make far.
 - A blocklist term that cannot be compiled is skipped (and logged once per compiled blocklist)
   instead of failing every request.
 - `screen` keeps recent per-text verdicts in a bounded LRU (4096 entries) keyed by a 128-bit
@@ -40,6 +48,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import functools
 import hashlib
@@ -445,15 +454,135 @@ def _rewrite(
 _DROP_SEPARATORS = str.maketrans("", "", " ._*-")
 
 
-def _respace(run: str) -> str:
+def _respace(run: str, *, long: bool = True) -> str:
+    """The run re-read as words (`_segment` of all its letters), or the run as it was where
+    that spells no rule word (or where it has more than `_SEGMENT_AT_ONCE` letters and `long`
+    is false)."""
     letters = run.translate(_DROP_SEPARATORS)
-    # Segmenting costs a dictionary lookup per letter and candidate length: runs go in pieces,
-    # and only their first 2000 letters are re-read.
-    pieces = range(0, min(len(letters), 2000), 400)
-    words = " ".join(_segment(letters[i : i + 400], _VOCABULARY) for i in pieces)
-    if len(letters) > 2000:
-        words += " " + letters[2000:]
+    if len(letters) <= _SEGMENT_AT_ONCE:
+        words = _segment(letters, _VOCABULARY)
+    elif long:
+        words = _segment_long(letters, _VOCABULARY)
+    else:
+        return run
     return " " + words if any(w in _VOCABULARY for w in words.split()) else run
+
+
+# Runs up to this many letters are segmented letter by letter (`_segment`); longer ones through
+# the places where a word starts (`_segment_long`), which costs numpy passes but no Python step
+# per letter of padding. Both give the same words.
+_SEGMENT_AT_ONCE = 400
+_LONGEST_SEGMENT = 16  # the longest word `_segment` takes
+_SEGMENT_LUT_BITS = 20
+
+
+@functools.lru_cache(maxsize=4)
+def _segment_tables(words: frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
+    """For `_occurrences`: true at the code of each pair of letters a word starts with
+    (first * 256 + second), and at the top `_SEGMENT_LUT_BITS` bits of each word's hash."""
+    import numpy as np
+
+    pairs = np.zeros(1 << 16, dtype=bool)
+    lut = np.zeros(1 << _SEGMENT_LUT_BITS, dtype=bool)
+    for word in words:
+        pairs[ord(word[0]) << 8 | ord(word[1])] = True
+        lut[_word_hash(word) >> (_HASH_BITS - _SEGMENT_LUT_BITS)] = True
+    return pairs, lut
+
+
+def _occurrences(
+    letters: str, words: frozenset[str], *, distinct: bool = False
+) -> list[tuple[int, int]]:
+    """Every (start, end) where one of `words` (2 to `_LONGEST_SEGMENT` letters) stands in
+    `letters` (ASCII letters and digits), in order; with `distinct`, one for each word that
+    stands there. Places whose first two letters start no word are passed over, then one numpy
+    pass per length finds the places whose hash may be a word's, and each word found is
+    compared."""
+    import numpy as np
+
+    n = len(letters)
+    if n < 2:
+        return []
+    pairs, lut = _segment_tables(words)
+    chars = np.frombuffer(letters.encode("ascii"), dtype=np.uint8)
+    codes = chars[:-1].astype(np.uint16) << 8 | chars[1:]
+    candidates = np.flatnonzero(pairs[codes])
+    if not len(candidates):
+        return []
+    power, inverse = _powers(n + 1)
+    prefix = np.zeros(n + 1, dtype=np.uint32)
+    np.cumsum(chars.astype(np.uint32) * power[:n], out=prefix[1:])
+    shift = np.uint32(_HASH_BITS - _SEGMENT_LUT_BITS)
+    at_start, scale = prefix[candidates], inverse[candidates]
+    found = []
+    for length in range(2, min(n, _LONGEST_SEGMENT) + 1):
+        fits = candidates <= n - length
+        if not fits.all():
+            candidates, at_start, scale = candidates[fits], at_start[fits], scale[fits]
+        hashes = (prefix[candidates + length] - at_start) * scale
+        hits = np.flatnonzero(lut[hashes >> shift])
+        if distinct and len(hits):
+            _, first = np.unique(hashes[hits], return_index=True)
+            hits = hits[first]
+        for start in candidates[hits].tolist():
+            if letters[start : start + length] in words:
+                found.append((start, start + length))
+    found.sort()
+    return found
+
+
+def _segment_long(letters: str, vocabulary: frozenset[str]) -> str:
+    """`_segment(letters, vocabulary)`, computed only at the places where a word of the
+    vocabulary starts or ends: between them every letter is an unknown character, whose cost
+    adds up without a Python step per letter."""
+    n = len(letters)
+    found = _occurrences(letters, vocabulary)
+    # As in `_segment`: the cost of the best reading up to each place, and the first offer of
+    # the least cost a word ending there makes (`by`: where it starts; -1: none).
+    never = 3 * n + 1
+    offered = [never] * (n + 1)
+    by = [-1] * (n + 1)
+    places = sorted({0, n, *itertools.chain.from_iterable(found)})
+    taken: dict[int, int] = {}
+    last = cost = 0
+    at = 0
+    for place in places:
+        cost += 3 * (place - last)
+        if offered[place] < cost:
+            cost = offered[place]
+            taken[place] = by[place]
+        last = place
+        offer = cost + 1
+        while at < len(found) and found[at][0] == place:
+            end = found[at][1]
+            if offer < offered[end]:
+                offered[end] = offer
+                by[end] = place
+            at += 1
+    # Back from the end: a word where one was taken, else unknown characters back to the last
+    # place a word was taken, glued from the right until the glued piece is a word of the
+    # vocabulary (as `_segment` glues them).
+    taken_at = sorted(taken)
+    pieces: list[str] = []
+    end = n
+    longest = max(map(len, vocabulary), default=0)
+    while end > 0:
+        if end in taken:
+            pieces.append(letters[taken[end] : end])
+            end = taken[end]
+            continue
+        before = bisect.bisect_left(taken_at, end) - 1
+        stop = taken_at[before] if before >= 0 else 0
+        while end > stop:
+            start = end - 1
+            while start > stop and letters[start:end] not in vocabulary:
+                if end - start > longest:
+                    start = stop
+                    break
+                start -= 1
+            pieces.append(letters[start:end])
+            end = start
+    return " ".join(reversed(pieces))
 
 
 def _unglue(run: str) -> str:
@@ -461,9 +590,46 @@ def _unglue(run: str) -> str:
     return word if word in _VOCABULARY else run
 
 
-def _despaced(text: str, words: frozenset[str]) -> _View | None:
+def _despaced(text: str, words: frozenset[str], *, prune: bool = True) -> _View | None:
     """The text with spaced-out letters re-read as words ("i g n o r e" -> "ignore"), where
-    that spells a rule word."""
+    that spells a rule word; runs of any length are read whole.
+
+    With `prune`, runs longer than `_SEGMENT_AT_ONCE` letters are left as typed where no rule
+    could use what they may write (the rule words and gate words inside their letters, with
+    what the rest of the view writes): the view is then worth nothing to `_match_view` either
+    way. Otherwise it is the same view.
+    """
+    if not prune:
+        return _despaced_with(text, words, _respace)
+    long_runs: list[str] = []
+
+    def respace_short(run: str) -> str:
+        respaced = _respace(run, long=False)
+        if respaced is run and len(run) > _SEGMENT_AT_ONCE:
+            letters = run.translate(_DROP_SEPARATORS)
+            if len(letters) > _SEGMENT_AT_ONCE:
+                long_runs.append(letters)
+        return respaced
+
+    view = _despaced_with(text, words, respace_short)
+    if not long_runs:
+        return view
+    written = set().union(*(_occurring(letters) for letters in long_runs))
+    if view is not None:
+        written |= _words_of(" ".join(view[0][lo:hi] for lo, hi in view[1]))
+    if not _worth_a_view(words, frozenset(written)):
+        return view
+    return _despaced_with(text, words, _respace)
+
+
+def _occurring(letters: str) -> set[str]:
+    """The rule words and gate words that stand anywhere in `letters`: a superset of the
+    words that segmenting them can write that any rule could use."""
+    found = _occurrences(letters, _SEGMENT_WORDS, distinct=True)
+    return {letters[start:end] for start, end in found}
+
+
+def _despaced_with(text: str, words: frozenset[str], respace: Callable[[str], str]) -> _View | None:
     if len(words & _SINGLE_CHARACTERS) < 2:
         return None
     # Letters and digits become "x", separators " " or "_": runs show up as a plain substring,
@@ -484,7 +650,7 @@ def _despaced(text: str, words: frozenset[str]) -> _View | None:
             if shape
             else _SPACED_RUN.finditer(padded)
         )
-        view = _rewrite(padded, runs, _respace)
+        view = _rewrite(padded, runs, respace)
     if view is not None:
         view = view[0][1:], [(max(0, lo - 1), hi - 1) for lo, hi in view[1]]
     if not glued:
@@ -822,6 +988,73 @@ def _set_char(code: int) -> str:
     return "\\" + char if char in "\\]^-[" else re.escape(char)
 
 
+def _reads_on(items: _Items, last: str) -> bool:
+    """Whether a body (parsed) may match, right after a lead that ends with a word whose last
+    character is `last`, reading on into that word (its first character a letter or digit) or
+    matching nothing with nothing to say the word ended there. Conservative: True if unsure."""
+    for at, (op, arg) in enumerate(items):
+        rest = items[at + 1 :]
+        if op in (sre_constants.LITERAL, sre_constants.NOT_LITERAL, sre_constants.IN):
+            return bool(_alnum_in(op, arg))
+        if op is sre_constants.ANY:
+            return True
+        if op is sre_constants.AT:
+            if arg in (
+                sre_constants.AT_BOUNDARY,
+                sre_constants.AT_END,
+                sre_constants.AT_END_STRING,
+            ):
+                return False  # after a letter or digit: the word ends here
+            continue
+        if op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
+            direction, inner = arg  # type: ignore[misc]
+            inner = list(inner)
+            single = len(inner) == 1 and inner[0][0] in (sre_constants.IN, sre_constants.LITERAL)
+            if direction < 0:
+                # (?<![a-z]) right after the word fails: no match this way
+                if op is sre_constants.ASSERT_NOT and single and last in _alnum_in(*inner[0]):
+                    return False
+                continue
+            if op is sre_constants.ASSERT_NOT:
+                if single and _alnum_in(*inner[0]) == _ALNUM:
+                    return False  # (?![a-z0-9])
+                continue
+            if not _reads_on(inner, last):
+                return False
+            continue
+        if op is sre_constants.BRANCH:
+            return any(_reads_on([*alternative, *rest], last) for alternative in arg[1])  # type: ignore[index]
+        if op in (
+            sre_constants.MAX_REPEAT,
+            sre_constants.MIN_REPEAT,
+            sre_constants.POSSESSIVE_REPEAT,
+        ):
+            low, _, item = arg  # type: ignore[misc]
+            if _reads_on([*item, *rest], last):
+                return True
+            if low:
+                return False
+            continue
+        if op is sre_constants.ATOMIC_GROUP:
+            return _reads_on([*arg, *rest], last)  # type: ignore[misc]
+        return True
+    return True
+
+
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
+@functools.lru_cache(maxsize=256)
+def _alnum_in_source(source: str) -> frozenset[str]:
+    matcher = re.compile(source)
+    return frozenset(char for char in _ALNUM if matcher.fullmatch(char))
+
+
+def _alnum_in(op: object, arg: object) -> frozenset[str]:
+    """The lowercase letters and digits one parsed character item matches."""
+    return _alnum_in_source(_unparse([(op, arg)]))
+
+
 # --------------------------------------------------------------------------------------------
 # Rules
 # --------------------------------------------------------------------------------------------
@@ -875,6 +1108,8 @@ class Rule:
     vocabulary: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        body = list(sre_parse.parse(self.body))
+        held = {lead: _held_words(lead, body) for lead in self.leads}
         groups: dict[str, list[str]] = {}
         for lead in self.leads:
             word = _FIRST_WORD.search(lead)
@@ -894,7 +1129,7 @@ class Rule:
                 _Head(
                     word=word,
                     # Words every lead of the group contains: skipped where one is missing.
-                    gate=frozenset.intersection(*map(_words_of, leads)),
+                    gate=frozenset.intersection(*(held[lead] for lead in leads)),
                     pairs=_first_pairs(leads),
                     offsets=tuple(sorted({lead.index(word) for lead in leads})),
                     rests=tuple(rests),
@@ -909,7 +1144,8 @@ class Rule:
                     re.findall(r"[a-z]{2,}", re.sub(r"\\[a-zA-Z]", " ", pattern.pattern))
                 )
         object.__setattr__(self, "vocabulary", frozenset(spelled))
-        gates = [_gate(self.leads)] + [_gate(phrases) for phrases in self.requires]
+        gates = [_gate(held[lead] for lead in self.leads)]
+        gates += [_gate(map(_words_of, phrases)) for phrases in self.requires]
         object.__setattr__(self, "gates", tuple(gates))
 
     @property
@@ -946,15 +1182,31 @@ class Rule:
         return True
 
 
-def _gate(phrases: Iterable[str]) -> frozenset[str]:
-    """For each phrase, one of its words that any text containing the phrase contains."""
+def _gate(phrases: Iterable[frozenset[str]]) -> frozenset[str]:
+    """For each phrase (the words a text holding it holds), its longest word."""
     gate = set()
     for phrase in phrases:
-        words = sorted(_words_of(phrase), key=lambda w: (-len(w), w))
+        words = sorted(phrase, key=lambda w: (-len(w), w))
         if not words:
-            raise ValueError(f"phrase {phrase!r} has no word to gate on")
+            raise ValueError("a phrase has no word to gate on")
         gate.add(words[0])
     return frozenset(gate)
+
+
+def _held_words(lead: str, body: _Items) -> frozenset[str]:
+    """The words of a lead that `_Tokens.words` holds wherever the lead starts a match.
+
+    Every word of the lead stands whole in the text (a match starts a word; the lead's own
+    punctuation ends its inner words) except the last, where the lead ends with a letter or
+    digit and the body may read on into that word ("<|eot_id|> system" + "(?=[a-z])" in
+    "<|eot_id|> systemsystem"): the text's word is then longer. Such a word is left out, unless
+    it is the lead's only word: those (`_TokenTable.unsafe`) are in `_Tokens.words` wherever a
+    word starts with them.
+    """
+    words = _tokens(lead)
+    if len(words) > 1 and lead[-1].isalnum() and _reads_on(body, lead[-1]):
+        return frozenset(words[:-1])
+    return frozenset(words)
 
 
 # Separates the leads from the body in `Rule.pattern`; an empty group, so it matches nothing.
@@ -2346,6 +2598,13 @@ RULES: tuple[Rule, ...] = _EN_RULES + _VI_RULES
 
 # Every word some rule spells: a de-obfuscated reading is only worth it if it writes one.
 _VOCABULARY = frozenset().union(*(rule.vocabulary for rule in RULES))
+# What segmenting may write that a rule could use: words it reads ("ignore") and pieces it
+# leaves glued that a gate names ("account"), up to the longest it looks for.
+_SEGMENT_WORDS = frozenset(
+    word
+    for word in _VOCABULARY.union(*(gate for rule in RULES for gate in rule.gates))
+    if 2 <= len(word) <= _LONGEST_SEGMENT
+)
 # The first two letters of each two- or three-letter rule word, as `_may_unglue` codes them:
 # what a glued run ("x_e_m") starts with if it spells one.
 _GLUE_STARTS = frozenset(
@@ -2353,7 +2612,10 @@ _GLUE_STARTS = frozenset(
 )
 _BEFORE = 80  # characters of framing `unless_before` looks at
 _NEEDS_REACH = 160  # characters `needs_before` may reach back
-_LONGEST = 600  # no rule's match (before `needs_before`) is longer than this
+# How far before what a view changed its matches are looked for. Not a bound on a match's
+# length (`[^ ]+`, `-{2,}`, `[a-z0-9_]*` have none): a match that starts farther back and reads
+# on into a change is not looked for, by the gated matcher and the ungated one alike.
+_LONGEST = 600
 
 
 _MAX_OFFSET = max(head.offsets[-1] for rule in RULES for head in rule.heads)
@@ -2393,11 +2655,14 @@ def _match_rules(
     *,
     prefilter: bool = True,
     spelling: frozenset[str] | None = None,
+    beyond: frozenset[str] | None = None,
 ) -> tuple[Rule | None, frozenset[str], bool]:
     """A rule with a match that starts inside one of `spans` (stretched by `_LONGEST`), or
-    None; the words screening uses around the spans (the rules' words that are there, and
-    every word of one character or of letters and digits); and whether two one-character
-    words stand there with one character between them.
+    None; the words screening uses around the spans and after them, to the end of the text
+    (the rules' words that are there, and every word of one character or of letters and
+    digits; `beyond`, where given, stands for the words more than `_LONGEST` past the last
+    span, and may hold more); and whether two one-character words stand around the spans with
+    one character between them.
 
     A rule matches at a start where its pattern matches the whole text from there and
     `_allows` it. With `prefilter=False` nothing is gated and every rule's pattern is searched;
@@ -2405,13 +2670,18 @@ def _match_rules(
     """
     regions = _regions(len(text), spans)
     whole = regions == [(0, len(text))]
-    # The words a match starting in a region may need: its lead and body after the start, its
-    # `needs_before` context before it.
+    # The words a match starting in a region may need: its `needs_before` context before it,
+    # its lead and body after the start, as far as the end of the text (a body may read any
+    # number of characters: `[^ ]+`, `-{2,}`). The slices reach `_LONGEST` past the regions;
+    # `beyond` holds (at least) the words after that.
     found = [
         _Tokens.of(text, max(0, lo - _NEEDS_REACH), min(len(text), hi + _LONGEST))
         for lo, hi in regions
     ]
-    words = frozenset().union(*(tokens.words for tokens in found))
+    if regions[-1][1] + _LONGEST < len(text) and beyond is None:
+        found.append(_Tokens.of(text, regions[-1][1] + _LONGEST, len(text)))
+    words = frozenset().union(*(tokens.words for tokens in found), beyond or ())
+    found = found[: len(regions)]
     apart = any(tokens.letters_apart for tokens in found)
     if not prefilter:
         for rule in RULES:
@@ -2675,73 +2945,6 @@ _MARKER_WORDS = frozenset(head.word for head in _MARKER_RULE.heads)
 _LEAD_PAIRS = frozenset(pair for rule in RULES for head in rule.heads for pair in head.pairs or ())
 
 
-def _reads_on(items: _Items, last: str) -> bool:
-    """Whether a body (parsed) may match, right after a lead that ends with a word whose last
-    character is `last`, reading on into that word (its first character a letter or digit) or
-    matching nothing with nothing to say the word ended there. Conservative: True if unsure."""
-    for at, (op, arg) in enumerate(items):
-        rest = items[at + 1 :]
-        if op in (sre_constants.LITERAL, sre_constants.NOT_LITERAL, sre_constants.IN):
-            return bool(_alnum_in(op, arg))
-        if op is sre_constants.ANY:
-            return True
-        if op is sre_constants.AT:
-            if arg in (
-                sre_constants.AT_BOUNDARY,
-                sre_constants.AT_END,
-                sre_constants.AT_END_STRING,
-            ):
-                return False  # after a letter or digit: the word ends here
-            continue
-        if op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
-            direction, inner = arg  # type: ignore[misc]
-            inner = list(inner)
-            single = len(inner) == 1 and inner[0][0] in (sre_constants.IN, sre_constants.LITERAL)
-            if direction < 0:
-                # (?<![a-z]) right after the word fails: no match this way
-                if op is sre_constants.ASSERT_NOT and single and last in _alnum_in(*inner[0]):
-                    return False
-                continue
-            if op is sre_constants.ASSERT_NOT:
-                if single and _alnum_in(*inner[0]) == _ALNUM:
-                    return False  # (?![a-z0-9])
-                continue
-            if not _reads_on(inner, last):
-                return False
-            continue
-        if op is sre_constants.BRANCH:
-            return any(_reads_on([*alternative, *rest], last) for alternative in arg[1])  # type: ignore[index]
-        if op in (
-            sre_constants.MAX_REPEAT,
-            sre_constants.MIN_REPEAT,
-            sre_constants.POSSESSIVE_REPEAT,
-        ):
-            low, _, item = arg  # type: ignore[misc]
-            if _reads_on([*item, *rest], last):
-                return True
-            if low:
-                return False
-            continue
-        if op is sre_constants.ATOMIC_GROUP:
-            return _reads_on([*arg, *rest], last)  # type: ignore[misc]
-        return True
-    return True
-
-
-_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
-
-
-@functools.lru_cache(maxsize=256)
-def _alnum_in_source(source: str) -> frozenset[str]:
-    matcher = re.compile(source)
-    return frozenset(char for char in _ALNUM if matcher.fullmatch(char))
-
-
-def _alnum_in(op: object, arg: object) -> frozenset[str]:
-    """The lowercase letters and digits one parsed character item matches."""
-    return _alnum_in_source(_unparse([(op, arg)]))
-
-
 def _pairs_gate(rule: Rule, head: _Head) -> frozenset[tuple[str, str]] | None:
     """The head's first two words, as a gate: None where a lead of two words ends with the
     second and the body may read on into it ("<|endoftext|> assistant" + "(?=[a-z])" in
@@ -2795,6 +2998,14 @@ class _TokenTable:
     pairs: dict[int, tuple[str, str]]
     needs_pair: np.ndarray
     unsafe: frozenset[str]
+    # Where a word starts with an unsafe word, the hash of its first `unsafe_prefix`
+    # characters (the shortest unsafe word's length) is the hash of an unsafe word's, and
+    # `unsafe_heads` is true at its top `_HEAD_BITS` bits. `unsafe_within` maps each of `words`
+    # to the unsafe words it starts with and is longer than.
+    unsafe_prefix: int
+    unsafe_heads: np.ndarray
+    unsafe_hashes: tuple[tuple[str, int, int], ...]  # word, hash of its head, its hash
+    unsafe_within: dict[str, frozenset[str]]
     cue: np.ndarray
 
 
@@ -2804,6 +3015,7 @@ _HASH_BASE = 0x9E3779B1  # odd, so invertible modulo 2**32
 _HASH_BITS = 32
 _HASH_MODULUS = 1 << _HASH_BITS
 _SLOT_BITS = 16
+_HEAD_BITS = 16
 _token_table_: _TokenTable | None = None
 _powers_: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -2864,6 +3076,18 @@ def _token_table() -> _TokenTable:
         if any(rest == "" for _, rest in head.rests)
         and _reads_on(list(sre_parse.parse(rule.body)), head.word[-1])
     )
+    unsafe_prefix = min(map(len, unsafe))
+    unsafe_hashes = tuple(
+        (word, _word_hash(word[:unsafe_prefix]), _word_hash(word)) for word in sorted(unsafe)
+    )
+    unsafe_heads = np.zeros(1 << _HEAD_BITS, dtype=bool)
+    for _, head, _ in unsafe_hashes:
+        unsafe_heads[head >> (_HASH_BITS - _HEAD_BITS)] = True
+    unsafe_within = {
+        word: frozenset(u for u in unsafe if len(u) < len(word) and word.startswith(u))
+        for word in words
+    }
+    unsafe_within = {word: within for word, within in unsafe_within.items() if within}
     cue = np.zeros(width, dtype=bool)
     cue[[index[word] for word in _ROLE_CUE_WORDS]] = True
     table = _TokenTable(
@@ -2876,6 +3100,10 @@ def _token_table() -> _TokenTable:
         pairs=pairs,
         needs_pair=needs_pair,
         unsafe=unsafe,
+        unsafe_prefix=unsafe_prefix,
+        unsafe_heads=unsafe_heads,
+        unsafe_hashes=unsafe_hashes,
+        unsafe_within=unsafe_within,
         cue=cue,
     )
     _token_table_ = table
@@ -2905,7 +3133,8 @@ class _Tokens:
     """The words of a slice of a text (maximal runs of ASCII letters and digits), as numpy
     arrays: where each starts in the text, which word of the rules it is (`_TokenTable`), and
     whether it and the next are the first two words of a lead; with the words screening uses
-    (the rules' words found, and words of one character or of letters and digits)."""
+    (the rules' words found, the unsafe lead words a word starts with, and words of one
+    character or of letters and digits)."""
 
     starts: np.ndarray
     ids: np.ndarray
@@ -3001,6 +3230,23 @@ class _Tokens:
             words.update(
                 map(spaced.__getitem__, map(slice, starts[mixed].tolist(), ends[mixed].tolist()))
             )
+        # A lead of one word that the body reads on into ("apikey" + "[a-z0-9_]*") holds only
+        # the start of the text's word ("apikeyvalue"): its rule's gates need the word anyway.
+        # Rule words that start with one say so in a table; other words are hashed.
+        for word in words.intersection(table.unsafe_within):
+            words |= table.unsafe_within[word]
+        longer = np.flatnonzero((lengths > table.unsafe_prefix) & (ids == other))
+        at = starts[longer]
+        heads = (prefix[at + table.unsafe_prefix] - prefix[at]) * inverse[at]
+        hit = table.unsafe_heads[heads >> np.uint32(_HASH_BITS - _HEAD_BITS)]
+        if hit.any():
+            longer, heads = longer[hit], heads[hit]
+            seen = set(heads.tolist())
+            for word, head, whole in table.unsafe_hashes:
+                if head in seen and word not in words:
+                    at = starts[longer[(heads == head) & (lengths[longer] > len(word))]]
+                    if ((prefix[at + len(word)] - prefix[at]) * inverse[at] == whole).any():
+                        words.add(word)
         single = lengths == 1
         return _Tokens(
             starts=starts + lo,
@@ -3030,8 +3276,11 @@ def _framing_allows(rule: Rule, text: str, start: int, fast: bool = True) -> boo
     return unless_before.search(text, max(0, start - _BEFORE), start) is None
 
 
-def _first_rule(text: str, *, prefilter: bool = True) -> Rule | None:
-    """The first curated rule matching the normalised text or one of its de-obfuscated views."""
+def _first_rule(text: str, *, prefilter: bool = True, prune: bool | None = None) -> Rule | None:
+    """The first curated rule matching the normalised text or one of its de-obfuscated views.
+
+    `prune` (by default as `prefilter`): leave long spaced runs as typed where no rule could
+    use them (`_despaced`)."""
     rule, words, apart = _match_rules(text, [(0, len(text))], prefilter=prefilter)
     if rule is not None:
         return rule
@@ -3043,7 +3292,8 @@ def _first_rule(text: str, *, prefilter: bool = True) -> Rule | None:
         if rule is not None:
             return rule
     if apart:
-        return _match_view(text, _despaced(text, words), words, prefilter=prefilter)
+        view = _despaced(text, words, prune=prefilter if prune is None else prune)
+        return _match_view(text, view, words, prefilter=prefilter)
     return None
 
 
@@ -3068,7 +3318,11 @@ def _match_view(
     written = _words_of(" ".join(view_text[lo:hi] for lo, hi in changed))
     if prefilter and not _worth_a_view(words, written):
         return None
-    rule, _, _ = _match_rules(view_text, near, prefilter=prefilter, spelling=written)
+    # Words of the view after what it changed are the text's words (`words`, of the whole
+    # text) or words it wrote: no need to find them again.
+    wrote = " ".join(view_text[lo:hi] for lo, hi in changed)
+    beyond = words | _Tokens.of(wrote, 0, len(wrote)).words
+    rule, _, _ = _match_rules(view_text, near, prefilter=prefilter, spelling=written, beyond=beyond)
     return rule
 
 
