@@ -11,13 +11,17 @@ Guarantees:
   as the step-by-step `_fold_reference` (tests compare them on generated text).
 - Cheap de-obfuscation: letters spaced out ("i g n o r e", "s.y.s.t.e.m", "x_e_m"; every
   run whole, however long: a run of more than `_SEGMENT_AT_ONCE` letters is segmented from the
-  places where words start, and left as typed where no rule could use a word standing in its
-  letters) and leetspeak digits inside words ("ign0re") are re-read as words in extra views of
-  the text; those views are only scanned when they introduce a word that
-  some rule uses, so ordinary text pays nothing.
-  A view is not even built where it cannot write such a word (the leetspeak view where no rule
-  could use its targets' letters; the glued view where no two letters around a separator start
-  a two- or three-letter rule word); these shortcuts are tested against the full rewrite.
+  places where words start, and left as typed where no rule is possible with the words that
+  may stand in its letters) and leetspeak digits inside words ("ign0re") are re-read as words
+  in extra views of the text, which are matched near what they changed. Not only the rules
+  that spell a word a view wrote: re-spacing moves words closer (a `needs_before` verb comes
+  within reach, a `_gap` within its count) and digits read as letters pass `[a-z]+`, so every
+  rule possible with the view's words is tried there. On the leetspeak view (the text's length,
+  only whole words changed) a rule no written word touches is tried only at the places the
+  text's pass looked at its leads, near a change (`_leet_match`). A view is not built where
+  it cannot write a rule word (no leetspeak target; a glued view where no two letters around
+  a separator start a two- or three-letter rule word); these shortcuts are tested against the
+  full rewrite and the ungated matcher.
 - A `Verdict` carries a rule id and a category, never any part of the screened text.
 - Rules are data (`RULES`: id, category, language, leads, compiled pattern, framing). A rule
   is only tried where the words its matches need are present (checked on the set of the
@@ -595,8 +599,8 @@ def _despaced(text: str, words: frozenset[str], *, prune: bool = True) -> _View 
     that spells a rule word; runs of any length are read whole.
 
     With `prune`, runs longer than `_SEGMENT_AT_ONCE` letters are left as typed where no rule
-    could use what they may write (the rule words and gate words inside their letters, with
-    what the rest of the view writes): the view is then worth nothing to `_match_view` either
+    is possible with what they may write (the rule words and gate words inside their letters,
+    with what the rest of the view writes): the view is then worth nothing to `_match_view` either
     way. Otherwise it is the same view.
     """
     if not prune:
@@ -2654,15 +2658,17 @@ def _match_rules(
     spans: list[tuple[int, int]],
     *,
     prefilter: bool = True,
-    spelling: frozenset[str] | None = None,
     beyond: frozenset[str] | None = None,
-) -> tuple[Rule | None, frozenset[str], bool]:
+    only: frozenset[int] | None = None,
+) -> tuple[Rule | None, frozenset[str], bool, _Looked]:
     """A rule with a match that starts inside one of `spans` (stretched by `_LONGEST`), or
     None; the words screening uses around the spans and after them, to the end of the text
     (the rules' words that are there, and every word of one character or of letters and
     digits; `beyond`, where given, stands for the words more than `_LONGEST` past the last
-    span, and may hold more); and whether two one-character words stand around the spans with
-    one character between them.
+    span, and may hold more); whether two one-character words stand around the spans with
+    one character between them; and, where no rule matched, the places the leads of the
+    rules possible there were looked at (empty when ungated). `only`: try only these rules
+    (indices into `RULES`).
 
     A rule matches at a start where its pattern matches the whole text from there and
     `_allows` it. With `prefilter=False` nothing is gated and every rule's pattern is searched;
@@ -2689,9 +2695,9 @@ def _match_rules(
                 pos = lo
                 while (match := rule.pattern.search(text, pos)) is not None and match.start() < hi:
                     if _allows(rule, text, match.start()):
-                        return rule, words, apart
+                        return rule, words, apart, {}
                     pos = match.start() + 1
-        return None, words, apart
+        return None, words, apart, {}
     pairs = frozenset().union(*(tokens.pairs for tokens in found))
     # One look per lead word, shared by every rule with leads starting with it; words are
     # looked at in the order rules first need them, so earlier rules tend to be named.
@@ -2702,13 +2708,11 @@ def _match_rules(
             continue
         allowed = gated.get(index)
         if allowed is None:
-            allowed = gated[index] = rule.possible(words) and (
-                spelling is None or not spelling.isdisjoint(rule.vocabulary)
-            )
+            allowed = gated[index] = rule.possible(words) and (only is None or index in only)
         if allowed:
             members.setdefault(word, set()).add(index)
     if not members:
-        return None, words, apart
+        return None, words, apart, {}
     places = _lead_places(text, regions, found, list(members))
     for word, allowed in members.items():
         scanner = _SCANNERS[word]
@@ -2736,8 +2740,18 @@ def _match_rules(
                     and _starts_word(text, start)
                     and _framing_allows(rule, text, start)
                 ):
-                    return rule, words, apart
-    return None, words, apart
+                    return rule, words, apart, {}
+    return (
+        None,
+        words,
+        apart,
+        {word: (places[word][0], allowed) for word, allowed in members.items()},
+    )
+
+
+# Per lead word: where the first pass looked at it (in order), and the rules (indices into
+# `RULES`) whose leads it starts that it tried there.
+_Looked = dict[str, tuple[list[int], set[int]]]
 
 
 def _lead_places(
@@ -3281,14 +3295,16 @@ def _first_rule(text: str, *, prefilter: bool = True, prune: bool | None = None)
 
     `prune` (by default as `prefilter`): leave long spaced runs as typed where no rule could
     use them (`_despaced`)."""
-    rule, words, apart = _match_rules(text, [(0, len(text))], prefilter=prefilter)
+    rule, words, apart, looked = _match_rules(text, [(0, len(text))], prefilter=prefilter)
     if rule is not None:
         return rule
     targets = _leet_targets(words)
-    # The leetspeak view writes only its targets' letters: where no rule could use any of
+    # The leetspeak view writes only its targets' letters: where no rule is possible with
     # them, building it (a pass over every occurrence) would be for nothing.
     if targets and (not prefilter or _worth_a_view(words, frozenset(targets.values()))):
-        rule = _match_view(text, _deleeted(text, targets), words, prefilter=prefilter)
+        rule = _match_view(
+            text, _deleeted(text, targets), words, prefilter=prefilter, looked=looked
+        )
         if rule is not None:
             return rule
     if apart:
@@ -3298,22 +3314,92 @@ def _first_rule(text: str, *, prefilter: bool = True, prune: bool | None = None)
 
 
 def _worth_a_view(words: frozenset[str], written: frozenset[str]) -> bool:
-    """Whether some rule spells one of `written` and is possible with those words added."""
+    """Whether some rule is possible with the words of the text and those a view writes.
+
+    Not only the rules that spell a written word: a view also moves words (re-spacing brings
+    a `needs_before` verb within reach, or a `_gap` within its count of words) and turns
+    digits into letters (`[a-z]+`), so any possible rule may match anew near its changes."""
     together = words | written
-    return any(
-        not written.isdisjoint(rule.vocabulary) and rule.possible(together) for rule in RULES
+    return any(rule.possible(together) for rule in RULES)
+
+
+def _touching(words: frozenset[str], written: frozenset[str]) -> frozenset[int]:
+    """The rules (indices into `RULES`) possible with the words of the text and those a view
+    wrote that the written words touch: the rule spells one, one starts with a lead word of
+    the rule, or the rule was not possible with the text's words alone."""
+    together = words | written
+    return frozenset(
+        index
+        for index, rule in enumerate(RULES)
+        if rule.possible(together)
+        and (
+            not rule.possible(words)
+            or not written.isdisjoint(rule.vocabulary)
+            or any(word.startswith(head.word) for head in rule.heads for word in written)
+        )
     )
 
 
+def _leet_match(view: _View, words: frozenset[str], looked: _Looked) -> Rule | None:
+    """A rule matching the leetspeak view (the text's length, digits read as letters inside
+    whole words only) near what it changed, as `_match_rules` on the view would find it.
+
+    The rules the written words touch (`_touching`) are matched on the view. Any other rule
+    has its leads at the same places in the view as in the text, where the first pass looked
+    at them (`looked`): a new match starts at one of those places (less the word's offset in
+    the lead) and reaches a change, by its span (the view's matcher starts matches up to
+    `_LONGEST` before a change) or by its framing (`_NEEDS_REACH` and `_BEFORE` before the
+    match). Those few places are matched one by one.
+    """
+    view_text, changed = view
+    near = [(max(0, lo - _LONGEST), hi + _NEEDS_REACH) for lo, hi in changed]
+    regions = _regions(len(view_text), near)
+    written = _words_of(" ".join(view_text[lo:hi] for lo, hi in changed))
+    touching = _touching(words, written)
+    if touching:
+        rule = _match_rules(view_text, near, beyond=words | written, only=touching)[0]
+        if rule is not None:
+            return rule
+    reach = _NEEDS_REACH + _BEFORE + _MAX_OFFSET
+    tried: set[tuple[int, int]] = set()
+    for word, (starts, allowed) in looked.items():
+        for lo, hi in changed:
+            first = bisect.bisect_left(starts, lo - _LONGEST)
+            for at in itertools.takewhile(lambda at, hi=hi: at < hi + reach, starts[first:]):
+                for index in allowed - touching:
+                    rule = RULES[index]
+                    head = next(head for head in rule.heads if head.word == word)
+                    for offset in head.offsets:
+                        start = at - offset
+                        if (start, index) in tried or start < 0 or not _inside(regions, start):
+                            continue
+                        tried.add((start, index))
+                        if (
+                            _starts_word(view_text, start)
+                            and rule.fast.match(view_text, start) is not None
+                            and _framing_allows(rule, view_text, start)
+                        ):
+                            return rule
+    return None
+
+
 def _match_view(
-    text: str, view: _View | None, words: frozenset[str], *, prefilter: bool
+    text: str,
+    view: _View | None,
+    words: frozenset[str],
+    *,
+    prefilter: bool,
+    looked: _Looked | None = None,
 ) -> Rule | None:
+    """A rule matching the view near what it changed. `looked`: for the leetspeak view, where
+    the text's first pass looked at leads (`_match_rules`)."""
     if view is None:
         return None
+    if prefilter and looked is not None:
+        return _leet_match(view, words, looked)
     view_text, changed = view
-    # A view can only add a match near what it changed, and only for a rule that spells
-    # one of the words it wrote (anything else matched the text already); its words are
-    # the text's and those it wrote, so no such rule may be possible at all.
+    # A view can only add a match near what it changed (anything else matched the text
+    # already); its words are the text's and those it wrote, so no rule may be possible.
     near = [(max(0, lo - _LONGEST), hi + _NEEDS_REACH) for lo, hi in changed]
     written = _words_of(" ".join(view_text[lo:hi] for lo, hi in changed))
     if prefilter and not _worth_a_view(words, written):
@@ -3322,7 +3408,7 @@ def _match_view(
     # text) or words it wrote: no need to find them again.
     wrote = " ".join(view_text[lo:hi] for lo, hi in changed)
     beyond = words | _Tokens.of(wrote, 0, len(wrote)).words
-    rule, _, _ = _match_rules(view_text, near, prefilter=prefilter, spelling=written, beyond=beyond)
+    rule, _, _, _ = _match_rules(view_text, near, prefilter=prefilter, beyond=beyond)
     return rule
 
 
