@@ -16,9 +16,9 @@ Guarantees:
   in extra views of the text, which are matched near what they changed. Not only the rules
   that spell a word a view wrote: re-spacing moves words closer (a `needs_before` verb comes
   within reach, a `_gap` within its count) and digits read as letters pass `[a-z]+`, so every
-  rule possible with the view's words is tried there. On the leetspeak view (the text's length,
-  only whole words changed) a rule no written word touches is tried only at the places the
-  text's pass looked at its leads, near a change (`_leet_match`). A view is not built where
+  rule possible with the view's words is tried there; a rule no written word touches only
+  where its lead words stand close enough to a change for its match or framing to reach it
+  (`_match_untouched`). A view is not built where
   it cannot write a rule word (no leetspeak target; a glued view where no two letters around
   a separator start a two- or three-letter rule word); these shortcuts are tested against the
   full rewrite and the ungated matcher.
@@ -3303,13 +3303,18 @@ def _first_rule(text: str, *, prefilter: bool = True, prune: bool | None = None)
     # them, building it (a pass over every occurrence) would be for nothing.
     if targets and (not prefilter or _worth_a_view(words, frozenset(targets.values()))):
         rule = _match_view(
-            text, _deleeted(text, targets), words, prefilter=prefilter, looked=looked
+            text,
+            _deleeted(text, targets),
+            words,
+            prefilter=prefilter,
+            looked=looked,
+            in_place=True,
         )
         if rule is not None:
             return rule
     if apart:
         view = _despaced(text, words, prune=prefilter if prune is None else prune)
-        return _match_view(text, view, words, prefilter=prefilter)
+        return _match_view(text, view, words, prefilter=prefilter, looked=looked)
     return None
 
 
@@ -3328,59 +3333,115 @@ def _touching(words: frozenset[str], written: frozenset[str]) -> frozenset[int]:
     wrote that the written words touch: the rule spells one, one starts with a lead word of
     the rule, or the rule was not possible with the text's words alone."""
     together = words | written
+    touched: set[int] = set()
+    for word in written:
+        touched.update(_SPELLED_BY.get(word, ()))
+        for end in range(1, min(len(word), _LONGEST_WORD) + 1):
+            touched.update(_LEAD_WORD_OF.get(word[:end], ()))
     return frozenset(
         index
         for index, rule in enumerate(RULES)
-        if rule.possible(together)
-        and (
-            not rule.possible(words)
-            or not written.isdisjoint(rule.vocabulary)
-            or any(word.startswith(head.word) for head in rule.heads for word in written)
-        )
+        if rule.possible(together) and (index in touched or not rule.possible(words))
     )
 
 
-def _leet_match(view: _View, words: frozenset[str], looked: _Looked) -> Rule | None:
-    """A rule matching the leetspeak view (the text's length, digits read as letters inside
-    whole words only) near what it changed, as `_match_rules` on the view would find it.
+def _match_untouched(
+    view: _View,
+    looked: _Looked,
+    touching: frozenset[int],
+    regions: list[tuple[int, int]],
+    *,
+    in_place: bool,
+) -> Rule | None:
+    """A rule outside `touching` matching the view at a start in `regions` whose match or
+    framing reaches a change, or None.
 
-    The rules the written words touch (`_touching`) are matched on the view. Any other rule
-    has its leads at the same places in the view as in the text, where the first pass looked
-    at them (`looked`): a new match starts at one of those places (less the word's offset in
-    the lead) and reaches a change, by its span (the view's matcher starts matches up to
-    `_LONGEST` before a change) or by its framing (`_NEEDS_REACH` and `_BEFORE` before the
-    match). Those few places are matched one by one.
+    Such a rule spells no written word and no written word starts with one of its lead words,
+    so each of its leads stands in the view where it stands in the text, outside what changed,
+    or not at all; the first pass tried it there (`looked` names its lead words). A match
+    that was not one in the text reaches a change: by its span, from a start up to `_LONGEST`
+    before the change (as far as the view's matcher looks), or by its framing, from a start up
+    to `_NEEDS_REACH` + `_BEFORE` after it. Those places are matched one by one: with
+    `in_place` (the view moved no word: leetspeak), the places the first pass looked at;
+    otherwise every word of the view there that is a lead word, or starts with one of
+    `_TokenTable.unsafe`.
     """
+    untouched = {
+        word: indices for word, (_, allowed) in looked.items() if (indices := allowed - touching)
+    }
+    if not untouched:
+        return None
     view_text, changed = view
-    near = [(max(0, lo - _LONGEST), hi + _NEEDS_REACH) for lo, hi in changed]
-    regions = _regions(len(view_text), near)
-    written = _words_of(" ".join(view_text[lo:hi] for lo, hi in changed))
-    touching = _touching(words, written)
-    if touching:
-        rule = _match_rules(view_text, near, beyond=words | written, only=touching)[0]
-        if rule is not None:
-            return rule
     reach = _NEEDS_REACH + _BEFORE + _MAX_OFFSET
+    windows: list[tuple[int, int]] = []
+    for lo, hi in changed:
+        lo, hi = max(0, lo - _LONGEST), hi + reach
+        if windows and lo <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], max(windows[-1][1], hi))
+        else:
+            windows.append((lo, hi))
     tried: set[tuple[int, int]] = set()
-    for word, (starts, allowed) in looked.items():
-        for lo, hi in changed:
-            first = bisect.bisect_left(starts, lo - _LONGEST)
-            for at in itertools.takewhile(lambda at, hi=hi: at < hi + reach, starts[first:]):
-                for index in allowed - touching:
-                    rule = RULES[index]
-                    head = next(head for head in rule.heads if head.word == word)
-                    for offset in head.offsets:
-                        start = at - offset
-                        if (start, index) in tried or start < 0 or not _inside(regions, start):
-                            continue
-                        tried.add((start, index))
-                        if (
-                            _starts_word(view_text, start)
-                            and rule.fast.match(view_text, start) is not None
-                            and _framing_allows(rule, view_text, start)
-                        ):
-                            return rule
+    for at, word in _places_near(view_text, windows, looked, untouched, in_place=in_place):
+        for index in untouched[word]:
+            rule = RULES[index]
+            for offset in _HEAD_OFFSETS[index, word]:
+                start = at - offset
+                if start < 0 or (start, index) in tried:
+                    continue
+                tried.add((start, index))
+                if (
+                    _inside(regions, start)
+                    and _starts_word(view_text, start)
+                    and rule.fast.match(view_text, start) is not None
+                    and _framing_allows(rule, view_text, start)
+                ):
+                    return rule
     return None
+
+
+def _places_near(
+    view_text: str,
+    windows: list[tuple[int, int]],
+    looked: _Looked,
+    untouched: dict[str, set[int]],
+    *,
+    in_place: bool,
+) -> Iterator[tuple[int, str]]:
+    """(place, lead word) for the words of `untouched` in the windows (see `_match_untouched`)."""
+    if in_place:
+        for word in untouched:
+            starts = looked[word][0]
+            for lo, hi in windows:
+                first = bisect.bisect_left(starts, lo)
+                for at in itertools.takewhile(lambda at, hi=hi: at < hi, starts[first:]):
+                    yield at, word
+        return
+    unsafe = [word for word in untouched if word in _token_table().unsafe]
+    for lo, hi in windows:
+        # A word that starts before the window is no place in it.
+        while 0 < lo < len(view_text) and view_text[lo - 1] in _ALNUM and view_text[lo] in _ALNUM:
+            lo += 1
+        for token in _ALNUM_RUN.finditer(view_text, lo, hi + _LONGEST_WORD):
+            at, found = token.start(), token.group()
+            if at >= hi:
+                break
+            if found in untouched:
+                yield at, found
+            for word in unsafe:
+                if word != found and found.startswith(word):
+                    yield at, word
+
+
+_ALNUM_RUN = re.compile(r"[a-z0-9]+")
+_SPELLED_BY: dict[str, set[int]] = {}
+_LEAD_WORD_OF: dict[str, set[int]] = {}
+_HEAD_OFFSETS: dict[tuple[int, str], tuple[int, ...]] = {}
+for _index, _rule_ in enumerate(RULES):
+    for _word in _rule_.vocabulary:
+        _SPELLED_BY.setdefault(_word, set()).add(_index)
+    for _head in _rule_.heads:
+        _LEAD_WORD_OF.setdefault(_head.word, set()).add(_index)
+        _HEAD_OFFSETS[_index, _head.word] = _head.offsets
 
 
 def _match_view(
@@ -3389,27 +3450,38 @@ def _match_view(
     words: frozenset[str],
     *,
     prefilter: bool,
-    looked: _Looked | None = None,
+    looked: _Looked,
+    in_place: bool = False,
 ) -> Rule | None:
-    """A rule matching the view near what it changed. `looked`: for the leetspeak view, where
-    the text's first pass looked at leads (`_match_rules`)."""
+    """A rule matching the view at a start up to `_LONGEST` before or `_NEEDS_REACH` after
+    what it changed, as the view's whole-text matching would find it there; `looked`: where
+    the text's pass looked at the leads of the rules possible in it (`_match_rules`);
+    `in_place`: the view moved no word (leetspeak: digits read as letters).
+
+    A rule the written words touch (`_touching`) is matched on the view there; any other
+    only where its match or framing may reach a change (`_match_untouched`): elsewhere the
+    text holds the same match, which its own pass found."""
     if view is None:
         return None
-    if prefilter and looked is not None:
-        return _leet_match(view, words, looked)
     view_text, changed = view
-    # A view can only add a match near what it changed (anything else matched the text
-    # already); its words are the text's and those it wrote, so no rule may be possible.
     near = [(max(0, lo - _LONGEST), hi + _NEEDS_REACH) for lo, hi in changed]
-    written = _words_of(" ".join(view_text[lo:hi] for lo, hi in changed))
+    wrote = " ".join(view_text[lo:hi] for lo, hi in changed)
+    written = _words_of(wrote)
+    # Its words are the text's and those it wrote: no rule may be possible with them.
     if prefilter and not _worth_a_view(words, written):
         return None
     # Words of the view after what it changed are the text's words (`words`, of the whole
     # text) or words it wrote: no need to find them again.
-    wrote = " ".join(view_text[lo:hi] for lo, hi in changed)
     beyond = words | _Tokens.of(wrote, 0, len(wrote)).words
-    rule, _, _, _ = _match_rules(view_text, near, prefilter=prefilter, beyond=beyond)
-    return rule
+    if not prefilter:
+        return _match_rules(view_text, near, prefilter=False, beyond=beyond)[0]
+    touching = _touching(words, written)
+    if touching:
+        rule = _match_rules(view_text, near, beyond=beyond, only=touching)[0]
+        if rule is not None:
+            return rule
+    regions = _regions(len(view_text), near)
+    return _match_untouched(view, looked, touching, regions, in_place=in_place)
 
 
 # --------------------------------------------------------------------------------------------
