@@ -3330,14 +3330,19 @@ def _worth_a_view(words: frozenset[str], written: frozenset[str]) -> bool:
 
 def _touching(words: frozenset[str], written: frozenset[str]) -> frozenset[int]:
     """The rules (indices into `RULES`) possible with the words of the text and those a view
-    wrote that the written words touch: the rule spells one, one starts with a lead word of
-    the rule, or the rule was not possible with the text's words alone."""
+    wrote that the written words touch: the rule spells one, one is a lead word of the rule
+    or starts with one of its `_TokenTable.unsafe` lead words, or the rule was not possible
+    with the text's words alone."""
     together = words | written
+    unsafe = _token_table().unsafe
     touched: set[int] = set()
     for word in written:
         touched.update(_SPELLED_BY.get(word, ()))
-        for end in range(1, min(len(word), _LONGEST_WORD) + 1):
-            touched.update(_LEAD_WORD_OF.get(word[:end], ()))
+        touched.update(_LEAD_WORD_OF.get(word, ()))
+        # A lead word the body may read on into stands where a word starts with it.
+        for end in range(1, min(len(word), _LONGEST_WORD)):
+            if word[:end] in unsafe:
+                touched.update(_LEAD_WORD_OF.get(word[:end], ()))
     return frozenset(
         index
         for index, rule in enumerate(RULES)
