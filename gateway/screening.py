@@ -3361,15 +3361,16 @@ def _match_untouched(
     """A rule outside `touching` matching the view at a start in `regions` whose match or
     framing reaches a change, or None.
 
-    Such a rule spells no written word and no written word starts with one of its lead words,
-    so each of its leads stands in the view where it stands in the text, outside what changed,
-    or not at all; the first pass tried it there (`looked` names its lead words). A match
-    that was not one in the text reaches a change: by its span, from a start up to `_LONGEST`
-    before the change (as far as the view's matcher looks), or by its framing, from a start up
-    to `_NEEDS_REACH` + `_BEFORE` after it. Those places are matched one by one: with
-    `in_place` (the view moved no word: leetspeak), the places the first pass looked at;
-    otherwise every word of the view there that is a lead word, or starts with one of
-    `_TokenTable.unsafe`.
+    Such a rule spells no written word and no written word is one of its lead words (or starts
+    with an unsafe one), so each of its leads stands in the view where it stands in the text,
+    outside what changed, or not at all; the first pass tried it there (`looked` names its lead
+    words). A match that was not one in the text reaches a change: by its span, from a start
+    up to `_LONGEST` before the change (as far as the view's matcher looks), or by its
+    framing, from a start up to `_UNTOUCHED_REACH` after it (its `needs_before` and
+    `unless_before` windows, and a few characters of lookbehind). Those places are matched
+    one by one: with `in_place` (the view moved no word: leetspeak), the places the first
+    pass looked at; otherwise every word of the view there that is a lead word, or starts
+    with one of `_TokenTable.unsafe`.
     """
     untouched = {
         word: indices for word, (_, allowed) in looked.items() if (indices := allowed - touching)
@@ -3385,6 +3386,7 @@ def _match_untouched(
             windows[-1] = (windows[-1][0], max(windows[-1][1], hi))
         else:
             windows.append((lo, hi))
+    ends = [hi for _, hi in changed]
     tried: set[tuple[int, int]] = set()
     for at, word in _places_near(view_text, windows, looked, untouched, in_place=in_place):
         for index in untouched[word]:
@@ -3394,8 +3396,12 @@ def _match_untouched(
                 if start < 0 or (start, index) in tried:
                     continue
                 tried.add((start, index))
+                # The first change that ends less than the rule's reach before the start.
+                first = bisect.bisect_right(ends, start - _UNTOUCHED_REACH[index])
                 if (
-                    _inside(regions, start)
+                    first < len(changed)
+                    and changed[first][0] - _LONGEST <= start
+                    and _inside(regions, start)
                     and _starts_word(view_text, start)
                     and rule.fast.match(view_text, start) is not None
                     and _framing_allows(rule, view_text, start)
@@ -3438,6 +3444,15 @@ def _places_near(
 
 
 _ALNUM_RUN = re.compile(r"[a-z0-9]+")
+# How far after a change a rule's match may start and still read a character of it: through
+# `needs_before` (`_NEEDS_REACH` back), then `unless_before` (`_BEFORE` back from there), and
+# a word's worth for `_starts_word` and lookbehinds at the start.
+_UNTOUCHED_REACH = [
+    (_NEEDS_REACH if rule.needs_before is not None else 0)
+    + (_BEFORE if rule.unless_before is not None else 0)
+    + _LONGEST_WORD
+    for rule in RULES
+]
 _SPELLED_BY: dict[str, set[int]] = {}
 _LEAD_WORD_OF: dict[str, set[int]] = {}
 _HEAD_OFFSETS: dict[tuple[int, str], tuple[int, ...]] = {}
