@@ -482,14 +482,16 @@ _SEGMENT_LUT_BITS = 20
 
 @functools.lru_cache(maxsize=4)
 def _segment_tables(words: frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
-    """For `_occurrences`: true at the code of each pair of letters a word starts with
-    (first * 256 + second), and at the top `_SEGMENT_LUT_BITS` bits of each word's hash."""
+    """For `_occurrences`: at the code of each pair of letters (first * 256 + second), the
+    lengths of the words that start with it (bit `length` set); and true at the top
+    `_SEGMENT_LUT_BITS` bits of each word's hash."""
     import numpy as np
 
-    pairs = np.zeros(1 << 16, dtype=bool)
+    pairs = np.zeros(1 << 16, dtype=np.uint32)
     lut = np.zeros(1 << _SEGMENT_LUT_BITS, dtype=bool)
     for word in words:
-        pairs[ord(word[0]) << 8 | ord(word[1])] = True
+        if len(word) <= _LONGEST_SEGMENT:
+            pairs[ord(word[0]) << 8 | ord(word[1])] |= np.uint32(1 << len(word))
         lut[_word_hash(word) >> (_HASH_BITS - _SEGMENT_LUT_BITS)] = True
     return pairs, lut
 
@@ -500,8 +502,8 @@ def _occurrences(
     """Every (start, end) where one of `words` (2 to `_LONGEST_SEGMENT` letters) stands in
     `letters` (ASCII letters and digits), in order; with `distinct`, one for each word that
     stands there. Places whose first two letters start no word are passed over, then one numpy
-    pass per length finds the places whose hash may be a word's, and each word found is
-    compared."""
+    pass per length finds, among the places whose first two letters start a word of that
+    length, those whose hash may be a word's, and each word found is compared."""
     import numpy as np
 
     n = len(letters)
@@ -510,9 +512,11 @@ def _occurrences(
     pairs, lut = _segment_tables(words)
     chars = np.frombuffer(letters.encode("ascii"), dtype=np.uint8)
     codes = chars[:-1].astype(np.uint16) << 8 | chars[1:]
-    candidates = np.flatnonzero(pairs[codes])
+    lengths = pairs[codes]
+    candidates = np.flatnonzero(lengths)
     if not len(candidates):
         return []
+    lengths = lengths[candidates]
     power, inverse = _powers(n + 1)
     prefix = np.zeros(n + 1, dtype=np.uint32)
     np.cumsum(chars.astype(np.uint32) * power[:n], out=prefix[1:])
@@ -523,12 +527,18 @@ def _occurrences(
         fits = candidates <= n - length
         if not fits.all():
             candidates, at_start, scale = candidates[fits], at_start[fits], scale[fits]
-        hashes = (prefix[candidates + length] - at_start) * scale
+            lengths = lengths[fits]
+        # Only places whose first two letters start a word of this length ("ig": 6 and 8).
+        take = np.flatnonzero(lengths & np.uint32(1 << length))
+        if not len(take):
+            continue
+        places = candidates[take]
+        hashes = (prefix[places + length] - at_start[take]) * scale[take]
         hits = np.flatnonzero(lut[hashes >> shift])
         if distinct and len(hits):
             _, first = np.unique(hashes[hits], return_index=True)
             hits = hits[first]
-        for start in candidates[hits].tolist():
+        for start in places[hits].tolist():
             if letters[start : start + length] in words:
                 found.append((start, start + length))
     found.sort()
