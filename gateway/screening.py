@@ -3502,11 +3502,12 @@ def _match_view(
         return None
     # Words of the view after what it changed are the text's words (`words`, of the whole
     # text) or words it wrote: no need to find them again.
-    beyond = words | _Tokens.of(wrote, 0, len(wrote)).words
     if not prefilter:
+        beyond = words | _Tokens.of(wrote, 0, len(wrote)).words
         return _match_rules(view_text, near, prefilter=False, beyond=beyond)[0]
     touching = _touching(words, written)
     if touching:
+        beyond = words | _Tokens.of(wrote, 0, len(wrote)).words
         rule = _match_rules(view_text, near, beyond=beyond, only=touching)[0]
         if rule is not None:
             return rule
