@@ -3437,23 +3437,24 @@ def _places_near(
                 for at in itertools.takewhile(lambda at, hi=hi: at < hi, starts[first:]):
                     yield at, word
         return
-    unsafe = [word for word in untouched if word in _token_table().unsafe]
-    for lo, hi in windows:
-        # A word that starts before the window is no place in it.
-        while 0 < lo < len(view_text) and view_text[lo - 1] in _ALNUM and view_text[lo] in _ALNUM:
-            lo += 1
-        for token in _ALNUM_RUN.finditer(view_text, lo, hi + _LONGEST_WORD):
-            at, found = token.start(), token.group()
-            if at >= hi:
-                break
-            if found in untouched:
-                yield at, found
-            for word in unsafe:
-                if word != found and found.startswith(word):
-                    yield at, word
+    unsafe = _token_table().unsafe
+    for word in untouched:
+        found = _word_starts(word, word in unsafe)
+        for lo, hi in windows:
+            for match in found.finditer(view_text, lo):
+                if match.start() >= hi:
+                    break
+                yield match.start(), word
 
 
-_ALNUM_RUN = re.compile(r"[a-z0-9]+")
+@functools.lru_cache(maxsize=1024)
+def _word_starts(word: str, unsafe: bool) -> re.Pattern[str]:
+    """Where `word` is a word of a text (ASCII letters and digits), or starts one if `unsafe`."""
+    # The word first, then the lookbehind over it: the engine skips to where the word stands.
+    escaped = re.escape(word)
+    return re.compile(rf"{escaped}(?<![a-z0-9]{escaped})" + ("" if unsafe else "(?![a-z0-9])"))
+
+
 # How far after a change a rule's match may start and still read a character of it: through
 # `needs_before` (`_NEEDS_REACH` back), then `unless_before` (`_BEFORE` back from there), and
 # a word's worth for `_starts_word` and lookbehinds at the start.
