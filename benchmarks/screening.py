@@ -161,6 +161,8 @@ def _pathological(runs: int) -> list[str]:
         '" a_b" repeated (glued letters)': " a_b",
         '"1gn0r3 " repeated (leetspeak)': "1gn0r3 ",
         '"i g n o r e " repeated (spaced letters)': "i g n o r e ",
+        # one spaced run of 16K letters, read whole: a rule word at every sixth letter
+        '"s y s t e m " repeated (one long spaced run)': "s y s t e m ",
         '"bo qua " repeated': "bo qua ",
     }
     print()

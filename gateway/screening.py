@@ -11,13 +11,17 @@ Guarantees:
   as the step-by-step `_fold_reference` (tests compare them on generated text).
 - Cheap de-obfuscation: letters spaced out ("i g n o r e", "s.y.s.t.e.m", "x_e_m"; every
   run whole, however long: a run of more than `_SEGMENT_AT_ONCE` letters is segmented from the
-  places where words start, and left as typed where no rule could use a word standing in its
-  letters) and leetspeak digits inside words ("ign0re") are re-read as words in extra views of
-  the text; those views are only scanned when they introduce a word that
-  some rule uses, so ordinary text pays nothing.
-  A view is not even built where it cannot write such a word (the leetspeak view where no rule
-  could use its targets' letters; the glued view where no two letters around a separator start
-  a two- or three-letter rule word); these shortcuts are tested against the full rewrite.
+  places where words start, and left as typed where no rule is possible with the words that
+  may stand in its letters) and leetspeak digits inside words ("ign0re") are re-read as words
+  in extra views of the text, which are matched near what they changed. Not only the rules
+  that spell a word a view wrote: re-spacing moves words closer (a `needs_before` verb comes
+  within reach, a `_gap` within its count) and digits read as letters pass `[a-z]+`, so every
+  rule possible with the view's words is tried there; a rule no written word touches only
+  where its lead words stand close enough to a change for its match or framing to reach it
+  (`_match_untouched`). A view is not built where
+  it cannot write a rule word (no leetspeak target; a glued view where no two letters around
+  a separator start a two- or three-letter rule word); these shortcuts are tested against the
+  full rewrite and the ungated matcher.
 - A `Verdict` carries a rule id and a category, never any part of the screened text.
 - Rules are data (`RULES`: id, category, language, leads, compiled pattern, framing). A rule
   is only tried where the words its matches need are present (checked on the set of the
@@ -478,14 +482,16 @@ _SEGMENT_LUT_BITS = 20
 
 @functools.lru_cache(maxsize=4)
 def _segment_tables(words: frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
-    """For `_occurrences`: true at the code of each pair of letters a word starts with
-    (first * 256 + second), and at the top `_SEGMENT_LUT_BITS` bits of each word's hash."""
+    """For `_occurrences`: at the code of each pair of letters (first * 256 + second), the
+    lengths of the words that start with it (bit `length` set); and true at the top
+    `_SEGMENT_LUT_BITS` bits of each word's hash."""
     import numpy as np
 
-    pairs = np.zeros(1 << 16, dtype=bool)
+    pairs = np.zeros(1 << 16, dtype=np.uint32)
     lut = np.zeros(1 << _SEGMENT_LUT_BITS, dtype=bool)
     for word in words:
-        pairs[ord(word[0]) << 8 | ord(word[1])] = True
+        if len(word) <= _LONGEST_SEGMENT:
+            pairs[ord(word[0]) << 8 | ord(word[1])] |= np.uint32(1 << len(word))
         lut[_word_hash(word) >> (_HASH_BITS - _SEGMENT_LUT_BITS)] = True
     return pairs, lut
 
@@ -496,8 +502,8 @@ def _occurrences(
     """Every (start, end) where one of `words` (2 to `_LONGEST_SEGMENT` letters) stands in
     `letters` (ASCII letters and digits), in order; with `distinct`, one for each word that
     stands there. Places whose first two letters start no word are passed over, then one numpy
-    pass per length finds the places whose hash may be a word's, and each word found is
-    compared."""
+    pass per length finds, among the places whose first two letters start a word of that
+    length, those whose hash may be a word's, and each word found is compared."""
     import numpy as np
 
     n = len(letters)
@@ -506,9 +512,11 @@ def _occurrences(
     pairs, lut = _segment_tables(words)
     chars = np.frombuffer(letters.encode("ascii"), dtype=np.uint8)
     codes = chars[:-1].astype(np.uint16) << 8 | chars[1:]
-    candidates = np.flatnonzero(pairs[codes])
+    lengths = pairs[codes]
+    candidates = np.flatnonzero(lengths)
     if not len(candidates):
         return []
+    lengths = lengths[candidates]
     power, inverse = _powers(n + 1)
     prefix = np.zeros(n + 1, dtype=np.uint32)
     np.cumsum(chars.astype(np.uint32) * power[:n], out=prefix[1:])
@@ -519,12 +527,18 @@ def _occurrences(
         fits = candidates <= n - length
         if not fits.all():
             candidates, at_start, scale = candidates[fits], at_start[fits], scale[fits]
-        hashes = (prefix[candidates + length] - at_start) * scale
+            lengths = lengths[fits]
+        # Only places whose first two letters start a word of this length ("ig": 6 and 8).
+        take = np.flatnonzero(lengths & np.uint32(1 << length))
+        if not len(take):
+            continue
+        places = candidates[take]
+        hashes = (prefix[places + length] - at_start[take]) * scale[take]
         hits = np.flatnonzero(lut[hashes >> shift])
         if distinct and len(hits):
             _, first = np.unique(hashes[hits], return_index=True)
             hits = hits[first]
-        for start in candidates[hits].tolist():
+        for start in places[hits].tolist():
             if letters[start : start + length] in words:
                 found.append((start, start + length))
     found.sort()
@@ -595,8 +609,8 @@ def _despaced(text: str, words: frozenset[str], *, prune: bool = True) -> _View 
     that spells a rule word; runs of any length are read whole.
 
     With `prune`, runs longer than `_SEGMENT_AT_ONCE` letters are left as typed where no rule
-    could use what they may write (the rule words and gate words inside their letters, with
-    what the rest of the view writes): the view is then worth nothing to `_match_view` either
+    is possible with what they may write (the rule words and gate words inside their letters,
+    with what the rest of the view writes): the view is then worth nothing to `_match_view` either
     way. Otherwise it is the same view.
     """
     if not prune:
@@ -2654,15 +2668,17 @@ def _match_rules(
     spans: list[tuple[int, int]],
     *,
     prefilter: bool = True,
-    spelling: frozenset[str] | None = None,
     beyond: frozenset[str] | None = None,
-) -> tuple[Rule | None, frozenset[str], bool]:
+    only: frozenset[int] | None = None,
+) -> tuple[Rule | None, frozenset[str], bool, _Looked]:
     """A rule with a match that starts inside one of `spans` (stretched by `_LONGEST`), or
     None; the words screening uses around the spans and after them, to the end of the text
     (the rules' words that are there, and every word of one character or of letters and
     digits; `beyond`, where given, stands for the words more than `_LONGEST` past the last
-    span, and may hold more); and whether two one-character words stand around the spans with
-    one character between them.
+    span, and may hold more); whether two one-character words stand around the spans with
+    one character between them; and, where no rule matched, the places the leads of the
+    rules possible there were looked at (empty when ungated). `only`: try only these rules
+    (indices into `RULES`).
 
     A rule matches at a start where its pattern matches the whole text from there and
     `_allows` it. With `prefilter=False` nothing is gated and every rule's pattern is searched;
@@ -2689,9 +2705,9 @@ def _match_rules(
                 pos = lo
                 while (match := rule.pattern.search(text, pos)) is not None and match.start() < hi:
                     if _allows(rule, text, match.start()):
-                        return rule, words, apart
+                        return rule, words, apart, {}
                     pos = match.start() + 1
-        return None, words, apart
+        return None, words, apart, {}
     pairs = frozenset().union(*(tokens.pairs for tokens in found))
     # One look per lead word, shared by every rule with leads starting with it; words are
     # looked at in the order rules first need them, so earlier rules tend to be named.
@@ -2702,13 +2718,11 @@ def _match_rules(
             continue
         allowed = gated.get(index)
         if allowed is None:
-            allowed = gated[index] = rule.possible(words) and (
-                spelling is None or not spelling.isdisjoint(rule.vocabulary)
-            )
+            allowed = gated[index] = rule.possible(words) and (only is None or index in only)
         if allowed:
             members.setdefault(word, set()).add(index)
     if not members:
-        return None, words, apart
+        return None, words, apart, {}
     places = _lead_places(text, regions, found, list(members))
     for word, allowed in members.items():
         scanner = _SCANNERS[word]
@@ -2736,8 +2750,18 @@ def _match_rules(
                     and _starts_word(text, start)
                     and _framing_allows(rule, text, start)
                 ):
-                    return rule, words, apart
-    return None, words, apart
+                    return rule, words, apart, {}
+    return (
+        None,
+        words,
+        apart,
+        {word: (places[word][0], allowed) for word, allowed in members.items()},
+    )
+
+
+# Per lead word: where the first pass looked at it (in order), and the rules (indices into
+# `RULES`) whose leads it starts that it tried there.
+_Looked = dict[str, tuple[list[int], set[int]]]
 
 
 def _lead_places(
@@ -3281,49 +3305,215 @@ def _first_rule(text: str, *, prefilter: bool = True, prune: bool | None = None)
 
     `prune` (by default as `prefilter`): leave long spaced runs as typed where no rule could
     use them (`_despaced`)."""
-    rule, words, apart = _match_rules(text, [(0, len(text))], prefilter=prefilter)
+    rule, words, apart, looked = _match_rules(text, [(0, len(text))], prefilter=prefilter)
     if rule is not None:
         return rule
     targets = _leet_targets(words)
-    # The leetspeak view writes only its targets' letters: where no rule could use any of
+    # The leetspeak view writes only its targets' letters: where no rule is possible with
     # them, building it (a pass over every occurrence) would be for nothing.
     if targets and (not prefilter or _worth_a_view(words, frozenset(targets.values()))):
-        rule = _match_view(text, _deleeted(text, targets), words, prefilter=prefilter)
+        rule = _match_view(
+            text,
+            _deleeted(text, targets),
+            words,
+            prefilter=prefilter,
+            looked=looked,
+            in_place=True,
+        )
         if rule is not None:
             return rule
     if apart:
         view = _despaced(text, words, prune=prefilter if prune is None else prune)
-        return _match_view(text, view, words, prefilter=prefilter)
+        return _match_view(text, view, words, prefilter=prefilter, looked=looked)
     return None
 
 
 def _worth_a_view(words: frozenset[str], written: frozenset[str]) -> bool:
-    """Whether some rule spells one of `written` and is possible with those words added."""
+    """Whether some rule is possible with the words of the text and those a view writes.
+
+    Not only the rules that spell a written word: a view also moves words (re-spacing brings
+    a `needs_before` verb within reach, or a `_gap` within its count of words) and turns
+    digits into letters (`[a-z]+`), so any possible rule may match anew near its changes."""
     together = words | written
-    return any(
-        not written.isdisjoint(rule.vocabulary) and rule.possible(together) for rule in RULES
+    return any(rule.possible(together) for rule in RULES)
+
+
+def _touching(words: frozenset[str], written: frozenset[str]) -> frozenset[int]:
+    """The rules (indices into `RULES`) possible with the words of the text and those a view
+    wrote that the written words touch: the rule spells one, one is a lead word of the rule
+    or starts with one of its `_TokenTable.unsafe` lead words, or the rule was not possible
+    with the text's words alone."""
+    together = words | written
+    unsafe = _token_table().unsafe
+    touched: set[int] = set()
+    for word in written:
+        touched.update(_SPELLED_BY.get(word, ()))
+        touched.update(_LEAD_WORD_OF.get(word, ()))
+        # A lead word the body may read on into stands where a word starts with it.
+        for end in range(1, min(len(word), _LONGEST_WORD)):
+            if word[:end] in unsafe:
+                touched.update(_LEAD_WORD_OF.get(word[:end], ()))
+    return frozenset(
+        index
+        for index, rule in enumerate(RULES)
+        if rule.possible(together) and (index in touched or not rule.possible(words))
     )
 
 
-def _match_view(
-    text: str, view: _View | None, words: frozenset[str], *, prefilter: bool
+def _match_untouched(
+    view: _View,
+    looked: _Looked,
+    touching: frozenset[int],
+    regions: list[tuple[int, int]],
+    *,
+    in_place: bool,
 ) -> Rule | None:
+    """A rule outside `touching` matching the view at a start in `regions` whose match or
+    framing reaches a change, or None.
+
+    Such a rule spells no written word and no written word is one of its lead words (or starts
+    with an unsafe one), so each of its leads stands in the view where it stands in the text,
+    outside what changed, or not at all; the first pass tried it there (`looked` names its lead
+    words). A match that was not one in the text reaches a change: by its span, from a start
+    up to `_LONGEST` before the change (as far as the view's matcher looks), or by its
+    framing, from a start up to `_UNTOUCHED_REACH` after it (its `needs_before` and
+    `unless_before` windows, and a few characters of lookbehind). Those places are matched
+    one by one: with `in_place` (the view moved no word: leetspeak), the places the first
+    pass looked at; otherwise every word of the view there that is a lead word, or starts
+    with one of `_TokenTable.unsafe`.
+    """
+    untouched = {
+        word: indices for word, (_, allowed) in looked.items() if (indices := allowed - touching)
+    }
+    if not untouched:
+        return None
+    view_text, changed = view
+    reach = _NEEDS_REACH + _BEFORE + _MAX_OFFSET
+    windows: list[tuple[int, int]] = []
+    for lo, hi in changed:
+        lo, hi = max(0, lo - _LONGEST), hi + reach
+        if windows and lo <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], max(windows[-1][1], hi))
+        else:
+            windows.append((lo, hi))
+    ends = [hi for _, hi in changed]
+    tried: set[tuple[int, int]] = set()
+    for at, word in _places_near(view_text, windows, looked, untouched, in_place=in_place):
+        for index in untouched[word]:
+            rule = RULES[index]
+            for offset in _HEAD_OFFSETS[index, word]:
+                start = at - offset
+                if start < 0 or (start, index) in tried:
+                    continue
+                tried.add((start, index))
+                # The first change that ends less than the rule's reach before the start.
+                first = bisect.bisect_right(ends, start - _UNTOUCHED_REACH[index])
+                if (
+                    first < len(changed)
+                    and changed[first][0] - _LONGEST <= start
+                    and _inside(regions, start)
+                    and _starts_word(view_text, start)
+                    and rule.fast.match(view_text, start) is not None
+                    and _framing_allows(rule, view_text, start)
+                ):
+                    return rule
+    return None
+
+
+def _places_near(
+    view_text: str,
+    windows: list[tuple[int, int]],
+    looked: _Looked,
+    untouched: dict[str, set[int]],
+    *,
+    in_place: bool,
+) -> Iterator[tuple[int, str]]:
+    """(place, lead word) for the words of `untouched` in the windows (see `_match_untouched`)."""
+    if in_place:
+        for word in untouched:
+            starts = looked[word][0]
+            for lo, hi in windows:
+                first = bisect.bisect_left(starts, lo)
+                for at in itertools.takewhile(lambda at, hi=hi: at < hi, starts[first:]):
+                    yield at, word
+        return
+    unsafe = _token_table().unsafe
+    for word in untouched:
+        found = _word_starts(word, word in unsafe)
+        for lo, hi in windows:
+            for match in found.finditer(view_text, lo):
+                if match.start() >= hi:
+                    break
+                yield match.start(), word
+
+
+@functools.lru_cache(maxsize=1024)
+def _word_starts(word: str, unsafe: bool) -> re.Pattern[str]:
+    """Where `word` is a word of a text (ASCII letters and digits), or starts one if `unsafe`."""
+    # The word first, then the lookbehind over it: the engine skips to where the word stands.
+    escaped = re.escape(word)
+    return re.compile(rf"{escaped}(?<![a-z0-9]{escaped})" + ("" if unsafe else "(?![a-z0-9])"))
+
+
+# How far after a change a rule's match may start and still read a character of it: through
+# `needs_before` (`_NEEDS_REACH` back), then `unless_before` (`_BEFORE` back from there), and
+# a word's worth for `_starts_word` and lookbehinds at the start.
+_UNTOUCHED_REACH = [
+    (_NEEDS_REACH if rule.needs_before is not None else 0)
+    + (_BEFORE if rule.unless_before is not None else 0)
+    + _LONGEST_WORD
+    for rule in RULES
+]
+_SPELLED_BY: dict[str, set[int]] = {}
+_LEAD_WORD_OF: dict[str, set[int]] = {}
+_HEAD_OFFSETS: dict[tuple[int, str], tuple[int, ...]] = {}
+for _index, _rule_ in enumerate(RULES):
+    for _word in _rule_.vocabulary:
+        _SPELLED_BY.setdefault(_word, set()).add(_index)
+    for _head in _rule_.heads:
+        _LEAD_WORD_OF.setdefault(_head.word, set()).add(_index)
+        _HEAD_OFFSETS[_index, _head.word] = _head.offsets
+
+
+def _match_view(
+    text: str,
+    view: _View | None,
+    words: frozenset[str],
+    *,
+    prefilter: bool,
+    looked: _Looked,
+    in_place: bool = False,
+) -> Rule | None:
+    """A rule matching the view at a start up to `_LONGEST` before or `_NEEDS_REACH` after
+    what it changed, as the view's whole-text matching would find it there; `looked`: where
+    the text's pass looked at the leads of the rules possible in it (`_match_rules`);
+    `in_place`: the view moved no word (leetspeak: digits read as letters).
+
+    A rule the written words touch (`_touching`) is matched on the view there; any other
+    only where its match or framing may reach a change (`_match_untouched`): elsewhere the
+    text holds the same match, which its own pass found."""
     if view is None:
         return None
     view_text, changed = view
-    # A view can only add a match near what it changed, and only for a rule that spells
-    # one of the words it wrote (anything else matched the text already); its words are
-    # the text's and those it wrote, so no such rule may be possible at all.
     near = [(max(0, lo - _LONGEST), hi + _NEEDS_REACH) for lo, hi in changed]
-    written = _words_of(" ".join(view_text[lo:hi] for lo, hi in changed))
+    wrote = " ".join(view_text[lo:hi] for lo, hi in changed)
+    written = _words_of(wrote)
+    # Its words are the text's and those it wrote: no rule may be possible with them.
     if prefilter and not _worth_a_view(words, written):
         return None
     # Words of the view after what it changed are the text's words (`words`, of the whole
     # text) or words it wrote: no need to find them again.
-    wrote = " ".join(view_text[lo:hi] for lo, hi in changed)
-    beyond = words | _Tokens.of(wrote, 0, len(wrote)).words
-    rule, _, _ = _match_rules(view_text, near, prefilter=prefilter, spelling=written, beyond=beyond)
-    return rule
+    if not prefilter:
+        beyond = words | _Tokens.of(wrote, 0, len(wrote)).words
+        return _match_rules(view_text, near, prefilter=False, beyond=beyond)[0]
+    touching = _touching(words, written)
+    if touching:
+        beyond = words | _Tokens.of(wrote, 0, len(wrote)).words
+        rule = _match_rules(view_text, near, beyond=beyond, only=touching)[0]
+        if rule is not None:
+            return rule
+    regions = _regions(len(view_text), near)
+    return _match_untouched(view, looked, touching, regions, in_place=in_place)
 
 
 # --------------------------------------------------------------------------------------------
