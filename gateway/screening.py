@@ -1442,13 +1442,6 @@ _EN_HIDDEN_ADJ = (
     r"(?:(?:hidden|secret|system|initial|original|confidential|internal|developer|pre-?|"
     r"underlying|private|starting) )"
 )
-_EN_SECRET = _alt(
-    "api[ -]?keys?|apikeys?|secret(?: access)? keys?|access keys?|access tokens?|"
-    "auth tokens?|bearer tokens?|session tokens?|tokens|credentials|passwords?|passwd|"
-    "secrets|private keys?|ssh keys?|env(?:ironment)? (?:variables|vars)|env vars|"
-    r"\.env(?: file)?|connection strings?|[a-z_]*(?:api_key|secret_key|access_key|_token|"
-    "password)[a-z_]*|admin token|secret"
-)
 _EN_OWNERSHIP = (
     r"(?:you (?:have access to|can (?:see|access|read)|know|have seen|'ve seen|were given|have)"
     r"|in your (?:context|memory|prompt|system prompt|instructions|configuration|config|"
@@ -1458,12 +1451,6 @@ _EN_OWNERSHIP = (
     r"|stored (?:in|on) (?:your|the server)|on (?:your|the) (?:server|machine|host)"
     r"|of (?:your|the) (?:server|deployment|backend|host)"
     r"|(?:the )?(?:developer|admin|operator)s? (?:put|gave|stored|left|hid))"
-)
-_EN_EXFIL_OBJECT = _alt(
-    "conversation|chat|conversation history|chat history|chat logs?|conversation logs?|"
-    "message history|credentials|passwords?|api keys?|secrets|tokens?|system prompt|"
-    "context window|session cookies|cookies|ssh keys|private keys|previous messages|"
-    "user data|all (?:user|customer) data"
 )
 _EN_DESTINATION = (
     r"(?:to|at|via|using|into) (?:https?:|www\.|[a-z0-9._-]+@[a-z0-9.-]+|"
@@ -2304,11 +2291,6 @@ _VI_PROMPT_STRONG = _alt(
     "quy tac an|quy tac bi mat|chi dan bi mat|huong dan bi mat|prompt an|prompt bi mat|"
     "prompt ban dau|prompt goc|loi nhac ban dau|loi nhac goc|thiet lap ban dau|"
     "thong diep he thong|cau lenh he thong|system message"
-)
-_VI_PROMPT_WEAK = _alt(
-    "huong dan he thong|chi dan he thong|chi thi he thong|huong dan ban dau|"
-    "chi dan ban dau|huong dan goc|quy tac ban dau|prompt|loi nhac|chi dan|huong dan|"
-    "quy tac|instructions"
 )
 _VI_POSSESSIVE = r"(?:cua (?:ban|may|minh|chatbot|tro ly|ai)|ma ban|ban (?:da )?(?:nhan|duoc))"
 _VI_AI_NOUN = r"(?:ai|tro ly|chatbot|bot|con bot|mo hinh|chatgpt|gpt|robot|may|tri tue nhan tao)"

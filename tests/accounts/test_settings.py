@@ -26,6 +26,7 @@ _CLEARED = {
     "SECURE_HSTS_PRELOAD",
     "DJANGO_SETTINGS_MODULE",
     "DJANGO_ALLOW_ASYNC_UNSAFE",
+    "DB_PREPARED_STATEMENTS",
 }
 
 
@@ -242,20 +243,14 @@ def test_db_prepared_statements_sets_psycopg_prepare_threshold(value, threshold)
     env_vars = {"DATABASE_URL": os.environ["DATABASE_URL"]}
     if value is not None:
         env_vars["DB_PREPARED_STATEMENTS"] = value
-    base = {k: v for k, v in os.environ.items() if k not in {*_CLEARED, "DB_PREPARED_STATEMENTS"}}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import os; os.environ['DJANGO_SETTINGS_MODULE'] = 'clawwits.settings'; "
-            "from django.conf import settings; "
-            "print(settings.DATABASES['default']['OPTIONS']['prepare_threshold'])",
-        ],
-        env={**base, **env_vars},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
+
+    result = _manage(
+        "shell",
+        "--verbosity=0",
+        "-c",
+        "from django.conf import settings; "
+        "print(settings.DATABASES['default']['OPTIONS']['prepare_threshold'])",
+        **env_vars,
     )
 
     assert (result.returncode, result.stdout.strip()) == (0, threshold), result.stderr

@@ -978,6 +978,8 @@ def _deleeted_reference(text: str, words: frozenset[str]) -> tuple[str, list] | 
 
 
 _VOCABULARY_WORDS = sorted(screening._VOCABULARY)
+# Short runs of letters and digits that are mostly no word: what lies between rule words.
+_OTHER_LETTERS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=5)
 
 
 @settings(max_examples=400, deadline=None)
@@ -985,7 +987,7 @@ _VOCABULARY_WORDS = sorted(screening._VOCABULARY)
     pieces=st.lists(
         st.one_of(
             st.sampled_from(_VOCABULARY_WORDS),
-            st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=5),
+            _OTHER_LETTERS,
         ),
         max_size=40,
     )
@@ -1003,7 +1005,7 @@ def test_segmenting_by_prefixes_equals_looking_up_every_piece(pieces: list[str])
     pieces=st.lists(
         st.one_of(
             st.sampled_from(_VOCABULARY_WORDS),
-            st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=5),
+            _OTHER_LETTERS,
             st.integers(min_value=1, max_value=40).map(lambda n: "a" * n),
         ),
         max_size=60,
