@@ -199,6 +199,8 @@ class _Connection:
 
 
 _idle: dict[tuple[str, str, int], list[_Connection]] = {}
+# Held only around list operations, never across I/O: even a lock made before gevent patched
+# `threading` cannot block the hub.
 _idle_lock = threading.Lock()
 _tls_context: ssl.SSLContext | None = None
 
@@ -226,7 +228,7 @@ def _checkin(conn: _Connection) -> None:
 
 
 def close_idle() -> None:
-    """Close every idle pooled connection (tests; a worker about to fork or exit)."""
+    """Close every idle pooled connection (tests start from an empty pool)."""
     with _idle_lock:
         conns = [conn for idle in _idle.values() for conn in idle]
         _idle.clear()
@@ -317,7 +319,8 @@ class _Response:
             lines = head.split("\r\n")
             version, _, rest = lines[0].partition(" ")
             code = rest[:3]
-            if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
+            bad_code = len(code) != 3 or not code.isdigit() or rest[3:4] not in ("", " ")
+            if bad_code or not version.startswith("HTTP/1."):
                 raise _Broken("bad status line")
             status = int(code)
             if 100 <= status < 200 and status != 101:

@@ -429,6 +429,7 @@ ABORTED = ("connect", "could not reach the provider (ProtocolError)", None, None
         ),
         pytest.param(b"", ABORTED, id="closed-before-headers"),
         pytest.param(b"SPDY/3 200 OK\r\n\r\n", ABORTED, id="bad-status-line"),
+        pytest.param(b"HTTP/1.1 2000 OK\r\n\r\n", ABORTED, id="bad-status-code"),
         pytest.param(b"HTTP/1.1 200 OK\r\ncontent-ty", ABORTED, id="cut-in-headers"),
     ],
 )
