@@ -283,6 +283,15 @@ def _decoder(encoding: str) -> zlib._Decompress | None:
     return None  # identity, or one we cannot decode: the bytes as they came
 
 
+def _chunk_size(line: bytes) -> int:
+    """A chunk-size line's size, or -1 when it is not one."""
+    size = line.split(b";", 1)[0].strip()
+    try:
+        return int(size, 16) if size.isalnum() else -1
+    except ValueError:
+        return -1
+
+
 class _Response:
     """One answer on one connection: its head, then its body read piece by piece."""
 
@@ -295,6 +304,7 @@ class _Response:
         "_chunked",
         "_chunk_left",
         "_chunk_crlf",
+        "_trailers",
         "done",
         "failed",
         "_decoder",
@@ -343,6 +353,7 @@ class _Response:
         self._chunked = False
         self._chunk_left = 0
         self._chunk_crlf = False
+        self._trailers = False
         self._remaining: int | None = None
         encoding = headers.get("content-encoding")
         self._decoder = _decoder(encoding) if encoding else None
@@ -382,49 +393,56 @@ class _Response:
         return data
 
     def _read_chunk(self, conn: _Connection) -> bytes:
+        """Every chunk's data already here, parsed in one pass (a stream's recv often holds
+        several events and the terminator); waits for more only when none is complete."""
+        pieces: list[bytes] = []
         while True:
-            if self._chunk_left:
-                if not conn.buffer and not conn.fill():
-                    raise _Broken("closed mid-chunk")
-                data = conn.buffer[: self._chunk_left]
-                conn.buffer = conn.buffer[len(data) :]
-                self._chunk_left -= len(data)
-                self._chunk_crlf = self._chunk_left == 0
-                return data
-            if self._chunk_crlf:
-                while len(conn.buffer) < 2:
-                    if not conn.fill():
-                        raise _Broken("closed mid-chunk")
-                if conn.buffer[:2] != b"\r\n":
-                    raise _Broken("chunk not followed by CRLF")
-                conn.buffer = conn.buffer[2:]
-                self._chunk_crlf = False
-            line = self._line(conn)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise _Broken("bad chunk size") from None
-            if size < 0:
-                raise _Broken("bad chunk size")
-            if size == 0:
-                while self._line(conn):  # trailers, up to the empty line
-                    pass
-                self.done = True
-                return b""
-            self._chunk_left = size
-
-    @staticmethod
-    def _line(conn: _Connection) -> bytes:
-        end = conn.buffer.find(b"\n")
-        while end < 0:
-            if len(conn.buffer) > _MAX_CHUNK_LINE:
-                raise _Broken("chunk line too long")
+            buffer = conn.buffer
+            size = len(buffer)
+            pos = 0
+            while pos < size and not self.done:
+                if self._chunk_left:
+                    end = min(size, pos + self._chunk_left)
+                    pieces.append(buffer[pos:end])
+                    self._chunk_left -= end - pos
+                    self._chunk_crlf = not self._chunk_left
+                    pos = end
+                    continue
+                # A framing error after some data is raised by the next call, so the data that
+                # came before it (a stream's last good events) is still delivered.
+                if self._chunk_crlf:
+                    if size - pos < 2:
+                        break
+                    if buffer[pos : pos + 2] != b"\r\n":
+                        if pieces:
+                            break
+                        raise _Broken("chunk not followed by CRLF")
+                    self._chunk_crlf = False
+                    pos += 2
+                    continue
+                end = buffer.find(b"\n", pos)
+                if end < 0:
+                    if size - pos > _MAX_CHUNK_LINE and not pieces:
+                        raise _Broken("chunk line too long")
+                    break
+                line = buffer[pos:end].rstrip(b"\r")
+                if self._trailers:
+                    pos = end + 1
+                    self.done = not line  # trailer fields, up to the empty line
+                    continue
+                length = _chunk_size(line)
+                if length < 0:
+                    if pieces:
+                        break
+                    raise _Broken("bad chunk size")
+                pos = end + 1
+                self._chunk_left = length
+                self._trailers = length == 0
+            conn.buffer = buffer[pos:] if pos < size else b""
+            if pieces or self.done:
+                return b"".join(pieces) if len(pieces) != 1 else pieces[0]
             if not conn.fill():
                 raise _Broken("closed mid-chunk")
-            end = conn.buffer.find(b"\n")
-        line = conn.buffer[:end]
-        conn.buffer = conn.buffer[end + 1 :]
-        return line.rstrip(b"\r")
 
     def read1(self) -> bytes:
         """The next decoded piece of the body, b"" at its end (zlib.error if it does not decode).
@@ -619,16 +637,12 @@ class EventStream:
 
     def __init__(self, response: _Response) -> None:
         self._response = response
-        self._buffer = b""
         self._closed = False
 
     def __iter__(self) -> Iterator[Event]:
         name: str | None = None
         data: list[str] = []
-        while True:
-            line = self._next_line()
-            if line is None:
-                return
+        for line in self._lines():
             if line == "":
                 if data:
                     yield Event(name, "\n".join(data))
@@ -643,17 +657,24 @@ class EventStream:
             elif field == "data":
                 data.append(value)
 
-    def _next_line(self) -> str | None:
-        while b"\n" not in self._buffer:
+    def _lines(self) -> Iterator[str]:
+        # All the complete lines of a read are decoded and split at once: a newline byte never
+        # falls inside a UTF-8 sequence, so decoding up to one is the same as line by line.
+        pending = b""
+        while True:
             chunk = self._read()
             if not chunk:
-                if self._buffer:
-                    line, self._buffer = self._buffer, b""
-                    return line.decode("utf-8", "replace").rstrip("\r")
-                return None
-            self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line.decode("utf-8", "replace").rstrip("\r")
+                if pending:
+                    yield pending.decode("utf-8", "replace").rstrip("\r")
+                return
+            complete, newline, rest = chunk.rpartition(b"\n")
+            if not newline:
+                pending += rest
+                continue
+            text = (pending + complete if pending else complete).decode("utf-8", "replace")
+            pending = rest
+            for line in text.split("\n"):
+                yield line.rstrip("\r")
 
     def _read(self) -> bytes:
         if self._closed:

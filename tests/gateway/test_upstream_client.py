@@ -757,3 +757,74 @@ def test_pools_connections_under_gevent_monkeypatching():
     assert every_call_once
     assert 1 <= connections <= 50
     assert outcome["stale"] == [2, [0, 1]]
+
+
+# --- Event parsing -------------------------------------------------------------------------------
+
+
+class _Pieces:
+    """A response that hands its body out in the given pieces."""
+
+    failed = False
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self._pieces = iter(pieces)
+
+    def read1(self) -> bytes:
+        return next(self._pieces, b"")
+
+    def settle(self) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+
+SSE_TEXT = (
+    'event: message_start\r\ndata: {"t": "héllo – 日本"}\r\n\r\n'
+    ": keep-alive\n\n"
+    "data: one\ndata:two\n\n"
+    "data: tail without a newline"
+).encode()
+
+
+def test_events_are_the_same_wherever_the_reads_split_the_bytes():
+    # Cuts fall inside CRLFs and inside multi-byte UTF-8 characters too.
+    expected = [
+        upstream.Event("message_start", '{"t": "héllo – 日本"}'),
+        upstream.Event(None, "one\ntwo"),
+    ]  # an event the stream ended in the middle of is dropped
+
+    for cut in range(1, len(SSE_TEXT)):
+        stream = upstream.EventStream(_Pieces([SSE_TEXT[:cut], SSE_TEXT[cut:]]))
+        assert list(stream) == expected, cut
+
+
+class _Socket:
+    """A socket whose recv hands out the given pieces, then the end of the stream."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self._pieces = iter(pieces)
+
+    def recv(self, size: int) -> bytes:
+        return next(self._pieces, b"")
+
+
+CHUNKED_ANSWER = (
+    b"HTTP/1.1 100 Continue\r\n\r\n"
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+    + '6;ext=1\r\n{"id":\r\n6\r\n "a", \r\nB\r\n"b": "日"}\r\n0\r\nx-trailer: 1\r\n\r\n'.encode()
+)
+
+
+def test_a_chunked_answer_reads_the_same_wherever_the_reads_split_it():
+    for cut in range(1, len(CHUNKED_ANSWER)):
+        conn = upstream._Connection(
+            _Socket([CHUNKED_ANSWER[:cut], CHUNKED_ANSWER[cut:]]), ("http", "h", 80), 5.0
+        )
+        response = upstream._Response(conn)
+
+        body = response.read()
+
+        assert (response.status, json.loads(body)) == (200, {"id": "a", "b": "日"}), cut
+        assert (response.done, conn.buffer) == (True, b""), cut
