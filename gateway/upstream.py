@@ -531,7 +531,12 @@ def _request(
     if not any(name.lower() == "accept-encoding" for name in headers):
         lines.append("Accept-Encoding: identity\r\n")
     lines.append(f"Content-Length: {len(payload)}\r\n\r\n")
-    message = target.head + "".join(lines).encode("latin-1", "strict") + payload
+    try:
+        message = target.head + "".join(lines).encode("latin-1") + payload
+    except UnicodeEncodeError:
+        raise UpstreamError(
+            PROTOCOL, "request to the provider failed (UnicodeEncodeError)"
+        ) from None
     conn = _checkout(target, read_timeout)
     if conn is not None:
         try:

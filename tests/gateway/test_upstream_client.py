@@ -487,19 +487,22 @@ def test_refused_connection_is_a_connect_error():
     assert error == ("connect", "connection to the provider timed out", None, None)
 
 
-def test_refuses_a_header_with_a_line_break_before_sending(serve):
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("a\r\nx-injected: 1", "request to the provider failed (ValueError)"),
+        ("キー", "request to the provider failed (UnicodeEncodeError)"),
+    ],
+)
+def test_refuses_a_header_http_cannot_carry_before_sending(serve, value, message):
     server = serve(lambda n, c: (OK, "keep"))
 
     with pytest.raises(UpstreamError) as caught:
         upstream.post_json(
-            server.url,
-            headers={"x-key": "a\r\nx-injected: 1"},
-            body={},
-            connect_timeout=5,
-            read_timeout=5,
+            server.url, headers={"x-key": value}, body={}, connect_timeout=5, read_timeout=5
         )
 
-    assert caught.value.message == "request to the provider failed (ValueError)"
+    assert (caught.value.kind, caught.value.message) == ("protocol", message)
     assert server.seen == []
 
 
