@@ -2695,12 +2695,15 @@ def _match_rules(
     # looked at in the order rules first need them, so earlier rules tend to be named.
     members: dict[str, set[int]] = {}
     gated: dict[int, bool] = {}
-    for index, rule, word, gate, first_pairs in _HEADS:
+    # `_HEADS` is in rule order, and so is each rule's run of it: the same heads in the same
+    # order as filtering all of them by `only`, without a look at the rest.
+    heads = _HEADS if only is None else [head for i in sorted(only) for head in _HEADS_OF[i]]
+    for index, rule, word, gate, first_pairs in heads:
         if not gate <= words or (first_pairs is not None and first_pairs.isdisjoint(pairs)):
             continue
         allowed = gated.get(index)
         if allowed is None:
-            allowed = gated[index] = rule.possible(words) and (only is None or index in only)
+            allowed = gated[index] = rule.possible(words)
         if allowed:
             members.setdefault(word, set()).add(index)
     if not members:
@@ -2971,10 +2974,15 @@ def _pairs_gate(rule: Rule, head: _Head) -> frozenset[tuple[str, str]] | None:
 
 
 # Every head of every rule, in rule order: (rule index, rule, word, gate, first two words).
-_HEADS = tuple(
+_HeadEntry = tuple[int, Rule, str, frozenset[str], frozenset[tuple[str, str]] | None]
+_HEADS: tuple[_HeadEntry, ...] = tuple(
     (index, rule, head.word, head.gate, _pairs_gate(rule, head))
     for index, rule in enumerate(RULES)
     for head in rule.heads
+)
+# Each rule's heads (its run of `_HEADS`), by rule index.
+_HEADS_OF: tuple[tuple[_HeadEntry, ...], ...] = tuple(
+    tuple(head for head in _HEADS if head[0] == index) for index in range(len(RULES))
 )
 
 
@@ -3335,10 +3343,16 @@ def _touching(words: frozenset[str], written: frozenset[str]) -> frozenset[int]:
         for end in range(1, min(len(word), _LONGEST_WORD)):
             if word[:end] in unsafe:
                 touched.update(_LEAD_WORD_OF.get(word[:end], ()))
+    # A rule possible with `together` but not with `words` has a gate that only a written
+    # word meets: one of its gate words was written. No other rule can qualify.
+    candidates = set(touched)
+    for word in written:
+        candidates.update(_GATED_BY.get(word, ()))
     return frozenset(
         index
-        for index, rule in enumerate(RULES)
-        if rule.possible(together) and (index in touched or not rule.possible(words))
+        for index in candidates
+        if RULES[index].possible(together)
+        and (index in touched or not RULES[index].possible(words))
     )
 
 
@@ -3364,11 +3378,6 @@ def _match_untouched(
     pass looked at; otherwise every word of the view there that is a lead word, or starts
     with one of `_TokenTable.unsafe`.
     """
-    untouched = {
-        word: indices for word, (_, allowed) in looked.items() if (indices := allowed - touching)
-    }
-    if not untouched:
-        return None
     view_text, changed = view
     reach = _NEEDS_REACH + _BEFORE + _MAX_OFFSET
     windows: list[tuple[int, int]] = []
@@ -3380,8 +3389,13 @@ def _match_untouched(
             windows.append((lo, hi))
     ends = [hi for _, hi in changed]
     tried: set[tuple[int, int]] = set()
-    for at, word in _places_near(view_text, windows, looked, untouched, in_place=in_place):
-        for index in untouched[word]:
+    # The rules left to try per lead word, for the words that stand in a window only.
+    untouched: dict[str, set[int]] = {}
+    for at, word in _places_near(view_text, windows, looked, in_place=in_place):
+        indices = untouched.get(word)
+        if indices is None:
+            indices = untouched[word] = looked[word][1] - touching
+        for index in indices:
             rule = RULES[index]
             for offset in _HEAD_OFFSETS[index, word]:
                 start = at - offset
@@ -3402,39 +3416,47 @@ def _match_untouched(
     return None
 
 
+_WORD_RUN = re.compile(r"(?<![a-z0-9])[a-z0-9]+")
+
+
 def _places_near(
-    view_text: str,
-    windows: list[tuple[int, int]],
-    looked: _Looked,
-    untouched: dict[str, set[int]],
-    *,
-    in_place: bool,
-) -> Iterator[tuple[int, str]]:
-    """(place, lead word) for the words of `untouched` in the windows (see `_match_untouched`)."""
+    view_text: str, windows: list[tuple[int, int]], looked: _Looked, *, in_place: bool
+) -> list[tuple[int, str]]:
+    """(place, lead word) for the words of `looked` in the windows (see `_match_untouched`):
+    word by word in the order of `looked`, then window by window, then in the text's order.
+
+    Not in place: where `word` is a word of the view (a maximal run of ASCII letters and
+    digits), or starts one if it is one of `_TokenTable.unsafe`: the runs of the windows are
+    found once and looked up."""
+    order = {word: n for n, word in enumerate(looked)}
+    found: list[tuple[int, int, int, str]] = []
     if in_place:
-        for word in untouched:
-            starts = looked[word][0]
-            for lo, hi in windows:
+        for word, (starts, _) in looked.items():
+            for window, (lo, hi) in enumerate(windows):
                 first = bisect.bisect_left(starts, lo)
-                for at in itertools.takewhile(lambda at, hi=hi: at < hi, starts[first:]):
-                    yield at, word
-        return
-    unsafe = _token_table().unsafe
-    for word in untouched:
-        found = _word_starts(word, word in unsafe)
-        for lo, hi in windows:
-            for match in found.finditer(view_text, lo):
-                if match.start() >= hi:
-                    break
-                yield match.start(), word
-
-
-@functools.lru_cache(maxsize=1024)
-def _word_starts(word: str, unsafe: bool) -> re.Pattern[str]:
-    """Where `word` is a word of a text (ASCII letters and digits), or starts one if `unsafe`."""
-    # The word first, then the lookbehind over it: the engine skips to where the word stands.
-    escaped = re.escape(word)
-    return re.compile(rf"{escaped}(?<![a-z0-9]{escaped})" + ("" if unsafe else "(?![a-z0-9])"))
+                last = bisect.bisect_left(starts, hi, first)
+                found.extend((order[word], window, at, word) for at in starts[first:last])
+        return [(at, word) for _, _, at, word in found]
+    table = _token_table()
+    unsafe = [word for word in looked if word in table.unsafe]
+    # A run that starts with an unsafe word starts with that word's first characters.
+    heads = {word[: table.unsafe_prefix] for word in unsafe}
+    for window, (lo, hi) in enumerate(windows):
+        for match in _WORD_RUN.finditer(view_text, lo):
+            at = match.start()
+            if at >= hi:
+                break
+            run = match.group()
+            if run in order:
+                found.append((order[run], window, at, run))
+            if run[: table.unsafe_prefix] in heads:
+                found.extend(
+                    (order[word], window, at, word)
+                    for word in unsafe
+                    if word != run and run.startswith(word)
+                )
+    found.sort()
+    return [(at, word) for _, _, at, word in found]
 
 
 # How far after a change a rule's match may start and still read a character of it: through
@@ -3447,11 +3469,14 @@ _UNTOUCHED_REACH = [
     for rule in RULES
 ]
 _SPELLED_BY: dict[str, set[int]] = {}
+_GATED_BY: dict[str, set[int]] = {}  # the rules (indices) one of whose gates holds the word
 _LEAD_WORD_OF: dict[str, set[int]] = {}
 _HEAD_OFFSETS: dict[tuple[int, str], tuple[int, ...]] = {}
 for _index, _rule_ in enumerate(RULES):
     for _word in _rule_.vocabulary:
         _SPELLED_BY.setdefault(_word, set()).add(_index)
+    for _word in frozenset().union(*_rule_.gates):
+        _GATED_BY.setdefault(_word, set()).add(_index)
     for _head in _rule_.heads:
         _LEAD_WORD_OF.setdefault(_head.word, set()).add(_index)
         _HEAD_OFFSETS[_index, _head.word] = _head.offsets
