@@ -2658,9 +2658,9 @@ def _match_rules(
     (the rules' words that are there, and every word of one character or of letters and
     digits; `beyond`, where given, stands for the words more than `_LONGEST` past the last
     span, and may hold more); whether two one-character words stand around the spans with
-    one character between them; and, where no rule matched, the places the leads of the
-    rules possible there were looked at (empty when ungated). `only`: try only these rules
-    (indices into `RULES`).
+    one character between them; and, where no rule matched, the lead words looked for, each
+    with the rules possible there that it leads (empty when ungated). `only`: try only these
+    rules (indices into `RULES`).
 
     A rule matches at a start where its pattern matches the whole text from there and
     `_allows` it. With `prefilter=False` nothing is gated and every rule's pattern is searched;
@@ -2736,17 +2736,12 @@ def _match_rules(
                     and _framing_allows(rule, text, start)
                 ):
                     return rule, words, apart, {}
-    return (
-        None,
-        words,
-        apart,
-        {word: (places[word][0], allowed) for word, allowed in members.items()},
-    )
+    return None, words, apart, members
 
 
-# Per lead word: where the first pass looked at it (in order), and the rules (indices into
-# `RULES`) whose leads it starts that it tried there.
-_Looked = dict[str, tuple[list[int], set[int]]]
+# Per lead word the first pass looked for, the rules (indices into `RULES`) whose leads it
+# starts that it tried where the word stands.
+_Looked = dict[str, set[int]]
 
 
 def _lead_places(
@@ -3308,7 +3303,6 @@ def _first_rule(text: str, *, prefilter: bool = True, prune: bool | None = None)
             words,
             prefilter=prefilter,
             looked=looked,
-            in_place=True,
         )
         if rule is not None:
             return rule
@@ -3361,8 +3355,6 @@ def _match_untouched(
     looked: _Looked,
     touching: frozenset[int],
     regions: list[tuple[int, int]],
-    *,
-    in_place: bool,
 ) -> Rule | None:
     """A rule outside `touching` matching the view at a start in `regions` whose match or
     framing reaches a change, or None.
@@ -3373,13 +3365,15 @@ def _match_untouched(
     words). A match that was not one in the text reaches a change: by its span, from a start
     up to `_LONGEST` before the change (as far as the view's matcher looks), or by its
     framing, from a start up to `_UNTOUCHED_REACH` after it (its `needs_before` and
-    `unless_before` windows, and a few characters of lookbehind). Those places are matched
-    one by one: with `in_place` (the view moved no word: leetspeak), the places the first
-    pass looked at; otherwise every word of the view there that is a lead word, or starts
-    with one of `_TokenTable.unsafe`.
+    `unless_before` windows, and a few characters of lookbehind). Such a match's lead has its
+    first word at most `_MAX_OFFSET` after the start, where it stands in the text too: the
+    lead words are looked at there (`_places_near`), each with one scanner check (`_marks`)
+    that names the leads on it that start a match.
     """
     view_text, changed = view
-    reach = _NEEDS_REACH + _BEFORE + _MAX_OFFSET
+    # A start up to the longest `_UNTOUCHED_REACH` after a change has its lead word at most
+    # `_MAX_OFFSET` further on.
+    reach = max(_UNTOUCHED_REACH) + _MAX_OFFSET
     windows: list[tuple[int, int]] = []
     for lo, hi in changed:
         lo, hi = max(0, lo - _LONGEST), hi + reach
@@ -3391,15 +3385,21 @@ def _match_untouched(
     tried: set[tuple[int, int]] = set()
     # The rules left to try per lead word, for the words that stand in a window only.
     untouched: dict[str, set[int]] = {}
-    for at, word in _places_near(view_text, windows, looked, in_place=in_place):
+    for at, word in _places_near(view_text, windows, looked):
         indices = untouched.get(word)
         if indices is None:
-            indices = untouched[word] = looked[word][1] - touching
+            indices = untouched[word] = looked[word] - touching
+        if not indices:
+            continue
+        marks = _marks(view_text, at, word)
+        if not marks:
+            continue
         for index in indices:
-            rule = RULES[index]
             for offset in _HEAD_OFFSETS[index, word]:
                 start = at - offset
-                if start < 0 or (start, index) in tried:
+                # Unmarked, the rule may still match from `start` with another lead: that
+                # lead's own word is a place too, where it is marked.
+                if (index, offset) not in marks or start < 0 or (start, index) in tried:
                     continue
                 tried.add((start, index))
                 # The first change that ends less than the rule's reach before the start.
@@ -3409,51 +3409,73 @@ def _match_untouched(
                     and changed[first][0] - _LONGEST <= start
                     and _inside(regions, start)
                     and _starts_word(view_text, start)
-                    and rule.fast.match(view_text, start) is not None
-                    and _framing_allows(rule, view_text, start)
+                    and _framing_allows(RULES[index], view_text, start)
                 ):
-                    return rule
+                    return RULES[index]
     return None
 
 
-_WORD_RUN = re.compile(r"(?<![a-z0-9])[a-z0-9]+")
+def _marks(text: str, at: int, word: str) -> frozenset[tuple[int, int]]:
+    """(rule index, offset of `word` in the lead) for each lead on `word` that, with the word at
+    `at`, starts a match of its rule's lead and body at `at - offset`: one scanner check, as
+    the first pass runs at its places (every entry the character after the word allows, the
+    role marker's included)."""
+    after = at + len(word)
+    code = ord(text[after]) if after < len(text) else _UNKNOWN
+    check = _SCANNERS[word].check_for((code if code < 128 else _UNKNOWN) * 2 + 1)
+    if check is None:
+        return frozenset()
+    marked = check.pattern.match(text, at)
+    if marked is None or marked.lastindex is None:
+        return frozenset()
+    return frozenset(
+        (index, offset)
+        for (index, _, offset, _), mark in zip(check.entries, marked.groups(), strict=True)
+        if mark is not None
+    )
 
 
 def _places_near(
-    view_text: str, windows: list[tuple[int, int]], looked: _Looked, *, in_place: bool
+    view_text: str, windows: list[tuple[int, int]], looked: _Looked
 ) -> list[tuple[int, str]]:
     """(place, lead word) for the words of `looked` in the windows (see `_match_untouched`):
     word by word in the order of `looked`, then window by window, then in the text's order.
 
-    Not in place: where `word` is a word of the view (a maximal run of ASCII letters and
-    digits), or starts one if it is one of `_TokenTable.unsafe`: the runs of the windows are
-    found once and looked up."""
+    A place is where a word of the (normalised) view, a maximal run of ASCII letters and
+    digits starting in the window, is the lead word, or starts with it if it is one of
+    `_TokenTable.unsafe`."""
     order = {word: n for n, word in enumerate(looked)}
-    found: list[tuple[int, int, int, str]] = []
-    if in_place:
-        for word, (starts, _) in looked.items():
-            for window, (lo, hi) in enumerate(windows):
-                first = bisect.bisect_left(starts, lo)
-                last = bisect.bisect_left(starts, hi, first)
-                found.extend((order[word], window, at, word) for at in starts[first:last])
-        return [(at, word) for _, _, at, word in found]
     table = _token_table()
     unsafe = [word for word in looked if word in table.unsafe]
-    # A run that starts with an unsafe word starts with that word's first characters.
+    # A word that starts with an unsafe word starts with that word's first characters.
     heads = {word[: table.unsafe_prefix] for word in unsafe}
+    found: list[tuple[int, int, int, str]] = []
     for window, (lo, hi) in enumerate(windows):
-        for match in _WORD_RUN.finditer(view_text, lo):
-            at = match.start()
-            if at >= hi:
-                break
-            run = match.group()
-            if run in order:
-                found.append((order[run], window, at, run))
-            if run[: table.unsafe_prefix] in heads:
+        # Words are cut one character past the longest lead word: a cut word is no lead word,
+        # and starts with the same ones.
+        words = _token_text(view_text[lo : hi + _LONGEST_WORD + 1]).split(" ")
+        # Where each word ends, relative to `lo` (one separator after each).
+        ends = list(itertools.accumulate(map(len, words)))
+        if heads:
+            hits = [
+                at
+                for at, word in enumerate(words)
+                if word in order or word[: table.unsafe_prefix] in heads
+            ]
+        else:
+            hits = [at for at, word in enumerate(words) if word in order]
+        for at in hits:
+            word = words[at]
+            start = lo + ends[at] - len(word) + at
+            if start >= hi or (at == 0 and lo and view_text[lo - 1] in _ALNUM):
+                continue  # past the window, or the rest of a word that starts before it
+            if word in order:
+                found.append((order[word], window, start, word))
+            if word[: table.unsafe_prefix] in heads:
                 found.extend(
-                    (order[word], window, at, word)
-                    for word in unsafe
-                    if word != run and run.startswith(word)
+                    (order[lead], window, start, lead)
+                    for lead in unsafe
+                    if lead != word and word.startswith(lead)
                 )
     found.sort()
     return [(at, word) for _, _, at, word in found]
@@ -3489,12 +3511,10 @@ def _match_view(
     *,
     prefilter: bool,
     looked: _Looked,
-    in_place: bool = False,
 ) -> Rule | None:
     """A rule matching the view at a start up to `_LONGEST` before or `_NEEDS_REACH` after
-    what it changed, as the view's whole-text matching would find it there; `looked`: where
-    the text's pass looked at the leads of the rules possible in it (`_match_rules`);
-    `in_place`: the view moved no word (leetspeak: digits read as letters).
+    what it changed, as the view's whole-text matching would find it there; `looked`: the
+    lead words of the rules possible in the text and those rules (`_match_rules`).
 
     A rule the written words touch (`_touching`) is matched on the view there; any other
     only where its match or framing may reach a change (`_match_untouched`): elsewhere the
@@ -3520,7 +3540,7 @@ def _match_view(
         if rule is not None:
             return rule
     regions = _regions(len(view_text), near)
-    return _match_untouched(view, looked, touching, regions, in_place=in_place)
+    return _match_untouched(view, looked, touching, regions)
 
 
 # --------------------------------------------------------------------------------------------
