@@ -2651,16 +2651,14 @@ def _match_rules(
     *,
     prefilter: bool = True,
     beyond: frozenset[str] | None = None,
-    only: frozenset[int] | None = None,
 ) -> tuple[Rule | None, frozenset[str], bool, _Looked]:
     """A rule with a match that starts inside one of `spans` (stretched by `_LONGEST`), or
     None; the words screening uses around the spans and after them, to the end of the text
     (the rules' words that are there, and every word of one character or of letters and
     digits; `beyond`, where given, stands for the words more than `_LONGEST` past the last
     span, and may hold more); whether two one-character words stand around the spans with
-    one character between them; and, where no rule matched, the lead words looked for, each
-    with the rules possible there that it leads (empty when ungated). `only`: try only these
-    rules (indices into `RULES`).
+    one character between them; and, where no rule matched, the places the leads of the
+    rules possible there were looked at (empty when ungated).
 
     A rule matches at a start where its pattern matches the whole text from there and
     `_allows` it. With `prefilter=False` nothing is gated and every rule's pattern is searched;
@@ -2695,10 +2693,7 @@ def _match_rules(
     # looked at in the order rules first need them, so earlier rules tend to be named.
     members: dict[str, set[int]] = {}
     gated: dict[int, bool] = {}
-    # `_HEADS` is in rule order, and so is each rule's run of it: the same heads in the same
-    # order as filtering all of them by `only`, without a look at the rest.
-    heads = _HEADS if only is None else [head for i in sorted(only) for head in _HEADS_OF[i]]
-    for index, rule, word, gate, first_pairs in heads:
+    for index, rule, word, gate, first_pairs in _HEADS:
         if not gate <= words or (first_pairs is not None and first_pairs.isdisjoint(pairs)):
             continue
         allowed = gated.get(index)
@@ -2736,12 +2731,17 @@ def _match_rules(
                     and _framing_allows(rule, text, start)
                 ):
                     return rule, words, apart, {}
-    return None, words, apart, members
+    return (
+        None,
+        words,
+        apart,
+        {word: (places[word][0], allowed) for word, allowed in members.items()},
+    )
 
 
-# Per lead word the first pass looked for, the rules (indices into `RULES`) whose leads it
-# starts that it tried where the word stands.
-_Looked = dict[str, set[int]]
+# Per lead word: where the first pass looked at it (in order), and the rules (indices into
+# `RULES`) whose leads it starts that it tried there.
+_Looked = dict[str, tuple[list[int], set[int]]]
 
 
 def _lead_places(
@@ -2787,13 +2787,13 @@ def _lead_places(
         keys.append(key)
     ranked, at, key = np.concatenate(ranks), np.concatenate(starts), np.concatenate(keys)
     order = np.lexsort((at, ranked))
-    places: dict[str, tuple[list[int], list[int]]] = {word: ([], []) for word in words}
-    for word_order, start, code in zip(
-        ranked[order].tolist(), at[order].tolist(), key[order].tolist(), strict=True
-    ):
-        word_starts, word_keys = places[words[word_order]]
-        word_starts.append(start)
-        word_keys.append(code)
+    # Sorted by word, then place: each word's places are one stretch.
+    bounds = np.searchsorted(ranked[order], np.arange(len(words) + 1)).tolist()
+    at_list, key_list = at[order].tolist(), key[order].tolist()
+    places = {
+        word: (at_list[lo:hi], key_list[lo:hi])
+        for word, lo, hi in zip(words, bounds, bounds[1:], strict=False)
+    }
     for word in words:
         if word in table.unsafe:
             word_starts = sorted(
@@ -2978,6 +2978,13 @@ _HEADS: tuple[_HeadEntry, ...] = tuple(
 # Each rule's heads (its run of `_HEADS`), by rule index.
 _HEADS_OF: tuple[tuple[_HeadEntry, ...], ...] = tuple(
     tuple(head for head in _HEADS if head[0] == index) for index in range(len(RULES))
+)
+# Lead words every lead on which has two words (`_TokenTable.needs_pair`): a lead stands there
+# only where the next word is the second word of one.
+_PAIR_WORDS = frozenset(
+    word
+    for word in {head[2] for head in _HEADS}
+    if all(pairs is not None for _, _, head_word, _, pairs in _HEADS if head_word == word)
 )
 
 
@@ -3188,16 +3195,33 @@ class _Tokens:
             possible[within] |= found[first[within]] <= at[within] + _MARKER_REACH
         return possible
 
-    def starting_with(self, word: str) -> list[int]:
-        """Where words that start with `word` start (positions in the text)."""
+    @functools.cached_property
+    def _heads(self) -> tuple[np.ndarray, np.ndarray]:
+        """The words of at least `_TokenTable.unsafe_prefix` characters (indices), and the hash
+        of their first that many characters: shared by the unsafe words looked for."""
         import numpy as np
 
+        length = _token_table().unsafe_prefix
         starts = self.starts - self.lo
-        long = np.flatnonzero(self.ends - starts >= len(word))
+        long = np.flatnonzero(self.ends - starts >= length)
         at = starts[long]
         _, inverse = _powers(len(self.prefix))
-        heads = (self.prefix[at + len(word)] - self.prefix[at]) * inverse[at]
-        return (at[heads == np.uint32(_word_hash(word))] + self.lo).tolist()
+        return long, (self.prefix[at + length] - self.prefix[at]) * inverse[at]
+
+    def starting_with(self, word: str) -> list[int]:
+        """Where words that start with `word` (one of `_TokenTable.unsafe`) start (positions in
+        the text)."""
+        import numpy as np
+
+        length = _token_table().unsafe_prefix
+        long, heads = self._heads
+        # The few words that start like `word`, then those as long as it, then its hash.
+        found = long[heads == np.uint32(_word_hash(word[:length]))]
+        at = self.starts[found] - self.lo
+        at = at[self.ends[found] - at >= len(word)]
+        _, inverse = _powers(len(self.prefix))
+        hashes = (self.prefix[at + len(word)] - self.prefix[at]) * inverse[at]
+        return (at[hashes == np.uint32(_word_hash(word))] + self.lo).tolist()
 
     @staticmethod
     def of(text: str, lo: int, hi: int) -> _Tokens:
@@ -3303,6 +3327,7 @@ def _first_rule(text: str, *, prefilter: bool = True, prune: bool | None = None)
             words,
             prefilter=prefilter,
             looked=looked,
+            in_place=True,
         )
         if rule is not None:
             return rule
@@ -3355,6 +3380,8 @@ def _match_untouched(
     looked: _Looked,
     touching: frozenset[int],
     regions: list[tuple[int, int]],
+    *,
+    in_place: bool,
 ) -> Rule | None:
     """A rule outside `touching` matching the view at a start in `regions` whose match or
     framing reaches a change, or None.
@@ -3367,8 +3394,9 @@ def _match_untouched(
     framing, from a start up to `_UNTOUCHED_REACH` after it (its `needs_before` and
     `unless_before` windows, and a few characters of lookbehind). Such a match's lead has its
     first word at most `_MAX_OFFSET` after the start, where it stands in the text too: the
-    lead words are looked at there (`_places_near`), each with one scanner check (`_marks`)
-    that names the leads on it that start a match.
+    lead words are looked at there (`_places_near`: with `in_place`, the view moved no word,
+    as leetspeak does, at the places the first pass looked at), each with one scanner check
+    (`_marks`) that names the leads on it that start a match.
     """
     view_text, changed = view
     # A start up to the longest `_UNTOUCHED_REACH` after a change has its lead word at most
@@ -3385,10 +3413,10 @@ def _match_untouched(
     tried: set[tuple[int, int]] = set()
     # The rules left to try per lead word, for the words that stand in a window only.
     untouched: dict[str, set[int]] = {}
-    for at, word in _places_near(view_text, windows, looked):
+    for at, word in _places_near(view_text, windows, looked, in_place=in_place):
         indices = untouched.get(word)
         if indices is None:
-            indices = untouched[word] = looked[word] - touching
+            indices = untouched[word] = looked[word][1] - touching
         if not indices:
             continue
         marks = _marks(view_text, at, word)
@@ -3415,20 +3443,20 @@ def _match_untouched(
     return None
 
 
-def _marks(text: str, at: int, word: str) -> frozenset[tuple[int, int]]:
+def _marks(text: str, at: int, word: str) -> tuple[tuple[int, int], ...]:
     """(rule index, offset of `word` in the lead) for each lead on `word` that, with the word at
-    `at`, starts a match of its rule's lead and body at `at - offset`: one scanner check, as
-    the first pass runs at its places (every entry the character after the word allows, the
-    role marker's included)."""
+    `at`, starts a match of its rule's lead and body at `at - offset`, in the scanner's order:
+    one scanner check, as the first pass runs at its places (every entry the character after
+    the word allows, the role marker's included)."""
     after = at + len(word)
     code = ord(text[after]) if after < len(text) else _UNKNOWN
     check = _SCANNERS[word].check_for((code if code < 128 else _UNKNOWN) * 2 + 1)
     if check is None:
-        return frozenset()
+        return ()
     marked = check.pattern.match(text, at)
     if marked is None or marked.lastindex is None:
-        return frozenset()
-    return frozenset(
+        return ()
+    return tuple(
         (index, offset)
         for (index, _, offset, _), mark in zip(check.entries, marked.groups(), strict=True)
         if mark is not None
@@ -3436,49 +3464,53 @@ def _marks(text: str, at: int, word: str) -> frozenset[tuple[int, int]]:
 
 
 def _places_near(
-    view_text: str, windows: list[tuple[int, int]], looked: _Looked
+    view_text: str, windows: list[tuple[int, int]], looked: _Looked, *, in_place: bool
 ) -> list[tuple[int, str]]:
     """(place, lead word) for the words of `looked` in the windows (see `_match_untouched`):
     word by word in the order of `looked`, then window by window, then in the text's order.
 
-    A place is where a word of the (normalised) view, a maximal run of ASCII letters and
-    digits starting in the window, is the lead word, or starts with it if it is one of
-    `_TokenTable.unsafe`."""
-    order = {word: n for n, word in enumerate(looked)}
-    table = _token_table()
-    unsafe = [word for word in looked if word in table.unsafe]
-    # A word that starts with an unsafe word starts with that word's first characters.
-    heads = {word[: table.unsafe_prefix] for word in unsafe}
-    found: list[tuple[int, int, int, str]] = []
-    for window, (lo, hi) in enumerate(windows):
-        # Words are cut one character past the longest lead word: a cut word is no lead word,
-        # and starts with the same ones.
-        words = _token_text(view_text[lo : hi + _LONGEST_WORD + 1]).split(" ")
-        # Where each word ends, relative to `lo` (one separator after each).
-        ends = list(itertools.accumulate(map(len, words)))
-        if heads:
-            hits = [
-                at
-                for at, word in enumerate(words)
-                if word in order or word[: table.unsafe_prefix] in heads
-            ]
-        else:
-            hits = [at for at, word in enumerate(words) if word in order]
-        for at in hits:
-            word = words[at]
-            start = lo + ends[at] - len(word) + at
-            if start >= hi or (at == 0 and lo and view_text[lo - 1] in _ALNUM):
-                continue  # past the window, or the rest of a word that starts before it
-            if word in order:
-                found.append((order[word], window, start, word))
-            if word[: table.unsafe_prefix] in heads:
-                found.extend(
-                    (order[lead], window, start, lead)
-                    for lead in unsafe
-                    if lead != word and word.startswith(lead)
-                )
-    found.sort()
-    return [(at, word) for _, _, at, word in found]
+    In place: the places the first pass looked at; otherwise `_word_places`."""
+    places: list[tuple[int, str]] = []
+    if in_place:
+        for word, (starts, _) in looked.items():
+            for lo, hi in windows:
+                first = bisect.bisect_left(starts, lo)
+                last = bisect.bisect_left(starts, hi, first)
+                places.extend((at, word) for at in starts[first:last])
+        return places
+    for word in looked:
+        for lo, hi in windows:
+            places.extend((at, word) for at in _word_places(view_text, word, lo, hi))
+    return places
+
+
+def _word_places(text: str, word: str, lo: int, hi: int) -> Iterator[int]:
+    """Where a lead word stands in a (normalised) text at a place in [lo, hi), in order: where
+    a word of the text (a maximal run of ASCII letters and digits) is `word`, or starts with
+    it if it is one of `_TokenTable.unsafe`; a word of `_PAIR_WORDS` only where the next word
+    makes one of `_LEAD_PAIRS` with it (as the first pass looks)."""
+    size = len(word)
+    whole = word not in _token_table().unsafe
+    paired = word in _PAIR_WORDS
+    at = text.find(word, lo, hi - 1 + size)
+    while at != -1:
+        end = at + size
+        if (
+            (not at or text[at - 1] not in _ALNUM)
+            and (not whole or text[end : end + 1] not in _ALNUM)
+            and (not paired or (word, _next_word(text, end)) in _LEAD_PAIRS)
+        ):
+            yield at
+        at = text.find(word, at + 1, hi - 1 + size)
+
+
+_NEXT_WORD = re.compile("[^a-z0-9]*([a-z0-9]*)")
+
+
+def _next_word(text: str, at: int) -> str:
+    """The first word (maximal run of ASCII letters and digits) at or after `at`, or ''."""
+    match = _NEXT_WORD.match(text, at)
+    return match.group(1) if match else ""
 
 
 # How far after a change a rule's match may start and still read a character of it: through
@@ -3511,12 +3543,15 @@ def _match_view(
     *,
     prefilter: bool,
     looked: _Looked,
+    in_place: bool = False,
 ) -> Rule | None:
     """A rule matching the view at a start up to `_LONGEST` before or `_NEEDS_REACH` after
-    what it changed, as the view's whole-text matching would find it there; `looked`: the
-    lead words of the rules possible in the text and those rules (`_match_rules`).
+    what it changed, as the view's whole-text matching would find it there; `looked`: where
+    the text's pass looked at the leads of the rules possible in it (`_match_rules`);
+    `in_place`: the view moved no word (leetspeak: digits read as letters).
 
-    A rule the written words touch (`_touching`) is matched on the view there; any other
+    A rule the written words touch (`_touching`) is matched on the view there
+    (`_match_touching`); any other
     only where its match or framing may reach a change (`_match_untouched`): elsewhere the
     text holds the same match, which its own pass found."""
     if view is None:
@@ -3534,13 +3569,42 @@ def _match_view(
         beyond = words | _Tokens.of(wrote, 0, len(wrote)).words
         return _match_rules(view_text, near, prefilter=False, beyond=beyond)[0]
     touching = _touching(words, written)
+    regions = _regions(len(view_text), near)
     if touching:
-        beyond = words | _Tokens.of(wrote, 0, len(wrote)).words
-        rule = _match_rules(view_text, near, beyond=beyond, only=touching)[0]
+        rule = _match_touching(view_text, regions, touching)
         if rule is not None:
             return rule
-    regions = _regions(len(view_text), near)
-    return _match_untouched(view, looked, touching, regions)
+    return _match_untouched(view, looked, touching, regions, in_place=in_place)
+
+
+def _match_touching(
+    view_text: str, regions: list[tuple[int, int]], touching: frozenset[int]
+) -> Rule | None:
+    """A rule of `touching` matching the view at a start in `regions`, or None: found as the
+    first pass finds rules, lead word by lead word (in the order the rules need them), place
+    by place, with one scanner check each (`_marks`); without the word gates, which only skip
+    rules that cannot match, since the view's words are not worth finding for a few rules.
+
+    A match's lead stands at its start, with its first word at most `_MAX_OFFSET` after it,
+    where `_word_places` finds it."""
+    heads: dict[str, set[int]] = {}
+    for index in sorted(touching):
+        for head in _HEADS_OF[index]:
+            heads.setdefault(head[2], set()).add(index)
+    for word, indices in heads.items():
+        for lo, hi in regions:
+            for at in _word_places(view_text, word, lo, hi + _MAX_OFFSET):
+                for index, offset in _marks(view_text, at, word):
+                    start = at - offset
+                    if (
+                        index in indices
+                        and start >= 0
+                        and _inside(regions, start)
+                        and _starts_word(view_text, start)
+                        and _framing_allows(RULES[index], view_text, start)
+                    ):
+                        return RULES[index]
+    return None
 
 
 # --------------------------------------------------------------------------------------------
