@@ -2692,15 +2692,12 @@ def _match_rules(
     # One look per lead word, shared by every rule with leads starting with it; words are
     # looked at in the order rules first need them, so earlier rules tend to be named.
     members: dict[str, set[int]] = {}
-    gated: dict[int, bool] = {}
-    for index, rule, word, gate, first_pairs in _HEADS:
-        if not gate <= words or (first_pairs is not None and first_pairs.isdisjoint(pairs)):
-            continue
-        allowed = gated.get(index)
-        if allowed is None:
-            allowed = gated[index] = rule.possible(words)
-        if allowed:
-            members.setdefault(word, set()).add(index)
+    for index, rule in enumerate(RULES):
+        if rule.possible(words):
+            # `_HEADS` in order, the heads of rules that are not possible left out.
+            for _, _, word, gate, first_pairs in _HEADS_OF[index]:
+                if gate <= words and (first_pairs is None or not first_pairs.isdisjoint(pairs)):
+                    members.setdefault(word, set()).add(index)
     if not members:
         return None, words, apart, {}
     places = _lead_places(text, regions, found, list(members))
@@ -3197,16 +3194,19 @@ class _Tokens:
 
     @functools.cached_property
     def _heads(self) -> tuple[np.ndarray, np.ndarray]:
-        """The words of at least `_TokenTable.unsafe_prefix` characters (indices), and the hash
-        of their first that many characters: shared by the unsafe words looked for."""
+        """The words (indices) whose first `_TokenTable.unsafe_prefix` characters hash like an
+        unsafe word's, and that hash: the few any unsafe word looked for may start."""
         import numpy as np
 
-        length = _token_table().unsafe_prefix
+        table = _token_table()
+        length = table.unsafe_prefix
         starts = self.starts - self.lo
         long = np.flatnonzero(self.ends - starts >= length)
         at = starts[long]
         _, inverse = _powers(len(self.prefix))
-        return long, (self.prefix[at + length] - self.prefix[at]) * inverse[at]
+        heads = (self.prefix[at + length] - self.prefix[at]) * inverse[at]
+        kept = np.isin(heads, np.array([head for _, head, _ in table.unsafe_hashes], np.uint32))
+        return long[kept], heads[kept]
 
     def starting_with(self, word: str) -> list[int]:
         """Where words that start with `word` (one of `_TokenTable.unsafe`) start (positions in
@@ -3235,7 +3235,11 @@ class _Tokens:
         raw = np.frombuffer(piece.encode("ascii"), dtype=np.uint8)
         spaced = piece.translate(_TOKEN_PUNCT)
         chars = np.frombuffer(spaced.encode("ascii"), dtype=np.uint8)
-        edges = np.diff((chars != 32).view(np.int8), prepend=np.int8(0), append=np.int8(0))
+        # 1 inside a word, 0 between words and around the slice: +1 where a word starts, -1
+        # after it ends.
+        inside = np.zeros(len(chars) + 2, dtype=np.int8)
+        np.not_equal(chars, 32, out=inside[1:-1].view(bool))
+        edges = inside[1:] - inside[:-1]
         starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
         # A word's hash from prefix sums: sum(byte * base**position), moved to position 0.
         power, inverse = _powers(len(chars) + 1)
@@ -3253,13 +3257,14 @@ class _Tokens:
         words = {table.words[at] for at in present}
         words |= set(chars[starts[lengths == 1]].tobytes().decode("ascii"))
         cued = table.cue[ids]
-        digit = (chars >= 48) & (chars <= 57)
-        if digit.any():
-            digits = np.concatenate(([0], np.cumsum(digit)))
-            in_word = digits[ends] - digits[starts]
-            mixed = (in_word > 0) & (in_word < lengths)
-            cued |= mixed
-            mixed = np.flatnonzero(mixed)
+        digits = np.flatnonzero((chars - np.uint8(48)) < 10)
+        if len(digits):
+            # Every digit is in a word: the words holding some (few), and how many each holds.
+            holding, count = np.unique(
+                np.searchsorted(starts, digits, side="right") - 1, return_counts=True
+            )
+            mixed = holding[count < lengths[holding]]
+            cued[mixed] = True
             words.update(
                 map(spaced.__getitem__, map(slice, starts[mixed].tolist(), ends[mixed].tolist()))
             )
