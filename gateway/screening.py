@@ -18,7 +18,10 @@ Guarantees:
   within reach, a `_gap` within its count) and digits read as letters pass `[a-z]+`, so every
   rule possible with the view's words is tried there; a rule no written word touches only
   where its lead words stand close enough to a change for its match or framing to reach it
-  (`_match_untouched`). A view is not built where
+  (`_match_untouched`). In a view, every rule is looked for where one of its lead words stands
+  (a match's lead stands at its start), with the scanner check the first pass runs there;
+  the rules a written word touches without the word gates, which only leave out rules that
+  cannot match. A view is not built where
   it cannot write a rule word (no leetspeak target; a glued view where no two letters around
   a separator start a two- or three-letter rule word); these shortcuts are tested against the
   full rewrite and the ungated matcher.
@@ -2651,6 +2654,7 @@ def _match_rules(
     *,
     prefilter: bool = True,
     beyond: frozenset[str] | None = None,
+    only: frozenset[int] | None = None,
 ) -> tuple[Rule | None, frozenset[str], bool, _Looked]:
     """A rule with a match that starts inside one of `spans` (stretched by `_LONGEST`), or
     None; the words screening uses around the spans and after them, to the end of the text
@@ -2658,7 +2662,8 @@ def _match_rules(
     digits; `beyond`, where given, stands for the words more than `_LONGEST` past the last
     span, and may hold more); whether two one-character words stand around the spans with
     one character between them; and, where no rule matched, the places the leads of the
-    rules possible there were looked at (empty when ungated).
+    rules possible there were looked at (empty when ungated). `only`: try only these rules
+    (indices into `RULES`).
 
     A rule matches at a start where its pattern matches the whole text from there and
     `_allows` it. With `prefilter=False` nothing is gated and every rule's pattern is searched;
@@ -2693,7 +2698,7 @@ def _match_rules(
     # looked at in the order rules first need them, so earlier rules tend to be named.
     members: dict[str, set[int]] = {}
     for index, rule in enumerate(RULES):
-        if rule.possible(words):
+        if (only is None or index in only) and rule.possible(words):
             # `_HEADS` in order, the heads of rules that are not possible left out.
             for _, _, word, gate, first_pairs in _HEADS_OF[index]:
                 if gate <= words and (first_pairs is None or not first_pairs.isdisjoint(pairs)):
@@ -3033,6 +3038,7 @@ _token_table_: _TokenTable | None = None
 _powers_: tuple[np.ndarray, np.ndarray] | None = None
 
 
+@functools.cache
 def _word_hash(word: str) -> int:
     """What `_Tokens` computes for a word: sum of its bytes times powers of the base, mod 2**32."""
     return sum(byte * pow(_HASH_BASE, k, _HASH_MODULUS) for k, byte in enumerate(word.encode())) % (
@@ -3259,11 +3265,11 @@ class _Tokens:
         cued = table.cue[ids]
         digits = np.flatnonzero((chars - np.uint8(48)) < 10)
         if len(digits):
-            # Every digit is in a word: the words holding some (few), and how many each holds.
-            holding, count = np.unique(
-                np.searchsorted(starts, digits, side="right") - 1, return_counts=True
+            # Every digit is in a word: how many each word holds.
+            count = np.bincount(
+                np.searchsorted(starts, digits, side="right") - 1, minlength=len(starts)
             )
-            mixed = holding[count < lengths[holding]]
+            mixed = np.flatnonzero((count > 0) & (count < lengths))
             cued[mixed] = True
             words.update(
                 map(spaced.__getitem__, map(slice, starts[mixed].tolist(), ends[mixed].tolist()))
@@ -3576,10 +3582,20 @@ def _match_view(
     touching = _touching(words, written)
     regions = _regions(len(view_text), near)
     if touching:
-        rule = _match_touching(view_text, regions, touching)
+        # Near a small change, a few rules are found sooner at their lead words one by one;
+        # near a long one (a long spaced run), the text's pass looks at its many places.
+        if sum(hi - lo for lo, hi in regions) <= _FEW_PLACES:
+            rule = _match_touching(view_text, regions, touching)
+        else:
+            beyond = words | _Tokens.of(wrote, 0, len(wrote)).words
+            rule = _match_rules(view_text, near, beyond=beyond, only=touching)[0]
         if rule is not None:
             return rule
     return _match_untouched(view, looked, touching, regions, in_place=in_place)
+
+
+# Characters of regions up to which a view's touching rules are looked for place by place.
+_FEW_PLACES = 4096
 
 
 def _match_touching(
