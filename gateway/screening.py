@@ -18,7 +18,10 @@ Guarantees:
   within reach, a `_gap` within its count) and digits read as letters pass `[a-z]+`, so every
   rule possible with the view's words is tried there; a rule no written word touches only
   where its lead words stand close enough to a change for its match or framing to reach it
-  (`_match_untouched`). A view is not built where
+  (`_match_untouched`). In a view, every rule is looked for where one of its lead words stands
+  (a match's lead stands at its start), with the scanner check the first pass runs there;
+  the rules a written word touches without the word gates, which only leave out rules that
+  cannot match. A view is not built where
   it cannot write a rule word (no leetspeak target; a glued view where no two letters around
   a separator start a two- or three-letter rule word); these shortcuts are tested against the
   full rewrite and the ungated matcher.
@@ -2694,15 +2697,12 @@ def _match_rules(
     # One look per lead word, shared by every rule with leads starting with it; words are
     # looked at in the order rules first need them, so earlier rules tend to be named.
     members: dict[str, set[int]] = {}
-    gated: dict[int, bool] = {}
-    for index, rule, word, gate, first_pairs in _HEADS:
-        if not gate <= words or (first_pairs is not None and first_pairs.isdisjoint(pairs)):
-            continue
-        allowed = gated.get(index)
-        if allowed is None:
-            allowed = gated[index] = rule.possible(words) and (only is None or index in only)
-        if allowed:
-            members.setdefault(word, set()).add(index)
+    for index, rule in enumerate(RULES):
+        if (only is None or index in only) and rule.possible(words):
+            # `_HEADS` in order, the heads of rules that are not possible left out.
+            for _, _, word, gate, first_pairs in _HEADS_OF[index]:
+                if gate <= words and (first_pairs is None or not first_pairs.isdisjoint(pairs)):
+                    members.setdefault(word, set()).add(index)
     if not members:
         return None, words, apart, {}
     places = _lead_places(text, regions, found, list(members))
@@ -2789,13 +2789,13 @@ def _lead_places(
         keys.append(key)
     ranked, at, key = np.concatenate(ranks), np.concatenate(starts), np.concatenate(keys)
     order = np.lexsort((at, ranked))
-    places: dict[str, tuple[list[int], list[int]]] = {word: ([], []) for word in words}
-    for word_order, start, code in zip(
-        ranked[order].tolist(), at[order].tolist(), key[order].tolist(), strict=True
-    ):
-        word_starts, word_keys = places[words[word_order]]
-        word_starts.append(start)
-        word_keys.append(code)
+    # Sorted by word, then place: each word's places are one stretch.
+    bounds = np.searchsorted(ranked[order], np.arange(len(words) + 1)).tolist()
+    at_list, key_list = at[order].tolist(), key[order].tolist()
+    places = {
+        word: (at_list[lo:hi], key_list[lo:hi])
+        for word, lo, hi in zip(words, bounds, bounds[1:], strict=False)
+    }
     for word in words:
         if word in table.unsafe:
             word_starts = sorted(
@@ -2971,10 +2971,22 @@ def _pairs_gate(rule: Rule, head: _Head) -> frozenset[tuple[str, str]] | None:
 
 
 # Every head of every rule, in rule order: (rule index, rule, word, gate, first two words).
-_HEADS = tuple(
+_HeadEntry = tuple[int, Rule, str, frozenset[str], frozenset[tuple[str, str]] | None]
+_HEADS: tuple[_HeadEntry, ...] = tuple(
     (index, rule, head.word, head.gate, _pairs_gate(rule, head))
     for index, rule in enumerate(RULES)
     for head in rule.heads
+)
+# Each rule's heads (its run of `_HEADS`), by rule index.
+_HEADS_OF: tuple[tuple[_HeadEntry, ...], ...] = tuple(
+    tuple(head for head in _HEADS if head[0] == index) for index in range(len(RULES))
+)
+# Lead words every lead on which has two words (`_TokenTable.needs_pair`): a lead stands there
+# only where the next word is the second word of one.
+_PAIR_WORDS = frozenset(
+    word
+    for word in {head[2] for head in _HEADS}
+    if all(pairs is not None for _, _, head_word, _, pairs in _HEADS if head_word == word)
 )
 
 
@@ -3026,6 +3038,7 @@ _token_table_: _TokenTable | None = None
 _powers_: tuple[np.ndarray, np.ndarray] | None = None
 
 
+@functools.cache
 def _word_hash(word: str) -> int:
     """What `_Tokens` computes for a word: sum of its bytes times powers of the base, mod 2**32."""
     return sum(byte * pow(_HASH_BASE, k, _HASH_MODULUS) for k, byte in enumerate(word.encode())) % (
@@ -3185,16 +3198,36 @@ class _Tokens:
             possible[within] |= found[first[within]] <= at[within] + _MARKER_REACH
         return possible
 
-    def starting_with(self, word: str) -> list[int]:
-        """Where words that start with `word` start (positions in the text)."""
+    @functools.cached_property
+    def _heads(self) -> tuple[np.ndarray, np.ndarray]:
+        """The words (indices) whose first `_TokenTable.unsafe_prefix` characters hash like an
+        unsafe word's, and that hash: the few any unsafe word looked for may start."""
         import numpy as np
 
+        table = _token_table()
+        length = table.unsafe_prefix
         starts = self.starts - self.lo
-        long = np.flatnonzero(self.ends - starts >= len(word))
+        long = np.flatnonzero(self.ends - starts >= length)
         at = starts[long]
         _, inverse = _powers(len(self.prefix))
-        heads = (self.prefix[at + len(word)] - self.prefix[at]) * inverse[at]
-        return (at[heads == np.uint32(_word_hash(word))] + self.lo).tolist()
+        heads = (self.prefix[at + length] - self.prefix[at]) * inverse[at]
+        kept = np.isin(heads, np.array([head for _, head, _ in table.unsafe_hashes], np.uint32))
+        return long[kept], heads[kept]
+
+    def starting_with(self, word: str) -> list[int]:
+        """Where words that start with `word` (one of `_TokenTable.unsafe`) start (positions in
+        the text)."""
+        import numpy as np
+
+        length = _token_table().unsafe_prefix
+        long, heads = self._heads
+        # The few words that start like `word`, then those as long as it, then its hash.
+        found = long[heads == np.uint32(_word_hash(word[:length]))]
+        at = self.starts[found] - self.lo
+        at = at[self.ends[found] - at >= len(word)]
+        _, inverse = _powers(len(self.prefix))
+        hashes = (self.prefix[at + len(word)] - self.prefix[at]) * inverse[at]
+        return (at[hashes == np.uint32(_word_hash(word))] + self.lo).tolist()
 
     @staticmethod
     def of(text: str, lo: int, hi: int) -> _Tokens:
@@ -3208,7 +3241,11 @@ class _Tokens:
         raw = np.frombuffer(piece.encode("ascii"), dtype=np.uint8)
         spaced = piece.translate(_TOKEN_PUNCT)
         chars = np.frombuffer(spaced.encode("ascii"), dtype=np.uint8)
-        edges = np.diff((chars != 32).view(np.int8), prepend=np.int8(0), append=np.int8(0))
+        # 1 inside a word, 0 between words and around the slice: +1 where a word starts, -1
+        # after it ends.
+        inside = np.zeros(len(chars) + 2, dtype=np.int8)
+        np.not_equal(chars, 32, out=inside[1:-1].view(bool))
+        edges = inside[1:] - inside[:-1]
         starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
         # A word's hash from prefix sums: sum(byte * base**position), moved to position 0.
         power, inverse = _powers(len(chars) + 1)
@@ -3226,13 +3263,14 @@ class _Tokens:
         words = {table.words[at] for at in present}
         words |= set(chars[starts[lengths == 1]].tobytes().decode("ascii"))
         cued = table.cue[ids]
-        digit = (chars >= 48) & (chars <= 57)
-        if digit.any():
-            digits = np.concatenate(([0], np.cumsum(digit)))
-            in_word = digits[ends] - digits[starts]
-            mixed = (in_word > 0) & (in_word < lengths)
-            cued |= mixed
-            mixed = np.flatnonzero(mixed)
+        digits = np.flatnonzero((chars - np.uint8(48)) < 10)
+        if len(digits):
+            # Every digit is in a word: how many each word holds.
+            count = np.bincount(
+                np.searchsorted(starts, digits, side="right") - 1, minlength=len(starts)
+            )
+            mixed = np.flatnonzero((count > 0) & (count < lengths))
+            cued[mixed] = True
             words.update(
                 map(spaced.__getitem__, map(slice, starts[mixed].tolist(), ends[mixed].tolist()))
             )
@@ -3335,10 +3373,16 @@ def _touching(words: frozenset[str], written: frozenset[str]) -> frozenset[int]:
         for end in range(1, min(len(word), _LONGEST_WORD)):
             if word[:end] in unsafe:
                 touched.update(_LEAD_WORD_OF.get(word[:end], ()))
+    # A rule possible with `together` but not with `words` has a gate that only a written
+    # word meets: one of its gate words was written. No other rule can qualify.
+    candidates = set(touched)
+    for word in written:
+        candidates.update(_GATED_BY.get(word, ()))
     return frozenset(
         index
-        for index, rule in enumerate(RULES)
-        if rule.possible(together) and (index in touched or not rule.possible(words))
+        for index in candidates
+        if RULES[index].possible(together)
+        and (index in touched or not RULES[index].possible(words))
     )
 
 
@@ -3359,18 +3403,16 @@ def _match_untouched(
     words). A match that was not one in the text reaches a change: by its span, from a start
     up to `_LONGEST` before the change (as far as the view's matcher looks), or by its
     framing, from a start up to `_UNTOUCHED_REACH` after it (its `needs_before` and
-    `unless_before` windows, and a few characters of lookbehind). Those places are matched
-    one by one: with `in_place` (the view moved no word: leetspeak), the places the first
-    pass looked at; otherwise every word of the view there that is a lead word, or starts
-    with one of `_TokenTable.unsafe`.
+    `unless_before` windows, and a few characters of lookbehind). Such a match's lead has its
+    first word at most `_MAX_OFFSET` after the start, where it stands in the text too: the
+    lead words are looked at there (`_places_near`: with `in_place`, the view moved no word,
+    as leetspeak does, at the places the first pass looked at), each with one scanner check
+    (`_marks`) that names the leads on it that start a match.
     """
-    untouched = {
-        word: indices for word, (_, allowed) in looked.items() if (indices := allowed - touching)
-    }
-    if not untouched:
-        return None
     view_text, changed = view
-    reach = _NEEDS_REACH + _BEFORE + _MAX_OFFSET
+    # A start up to the longest `_UNTOUCHED_REACH` after a change has its lead word at most
+    # `_MAX_OFFSET` further on.
+    reach = max(_UNTOUCHED_REACH) + _MAX_OFFSET
     windows: list[tuple[int, int]] = []
     for lo, hi in changed:
         lo, hi = max(0, lo - _LONGEST), hi + reach
@@ -3380,12 +3422,23 @@ def _match_untouched(
             windows.append((lo, hi))
     ends = [hi for _, hi in changed]
     tried: set[tuple[int, int]] = set()
-    for at, word in _places_near(view_text, windows, looked, untouched, in_place=in_place):
-        for index in untouched[word]:
-            rule = RULES[index]
+    # The rules left to try per lead word, for the words that stand in a window only.
+    untouched: dict[str, set[int]] = {}
+    for at, word in _places_near(view_text, windows, looked, in_place=in_place):
+        indices = untouched.get(word)
+        if indices is None:
+            indices = untouched[word] = looked[word][1] - touching
+        if not indices:
+            continue
+        marks = _marks(view_text, at, word)
+        if not marks:
+            continue
+        for index in indices:
             for offset in _HEAD_OFFSETS[index, word]:
                 start = at - offset
-                if start < 0 or (start, index) in tried:
+                # Unmarked, the rule may still match from `start` with another lead: that
+                # lead's own word is a place too, where it is marked.
+                if (index, offset) not in marks or start < 0 or (start, index) in tried:
                     continue
                 tried.add((start, index))
                 # The first change that ends less than the rule's reach before the start.
@@ -3395,46 +3448,80 @@ def _match_untouched(
                     and changed[first][0] - _LONGEST <= start
                     and _inside(regions, start)
                     and _starts_word(view_text, start)
-                    and rule.fast.match(view_text, start) is not None
-                    and _framing_allows(rule, view_text, start)
+                    and _framing_allows(RULES[index], view_text, start)
                 ):
-                    return rule
+                    return RULES[index]
     return None
 
 
+def _marks(text: str, at: int, word: str) -> tuple[tuple[int, int], ...]:
+    """(rule index, offset of `word` in the lead) for each lead on `word` that, with the word at
+    `at`, starts a match of its rule's lead and body at `at - offset`, in the scanner's order:
+    one scanner check, as the first pass runs at its places (every entry the character after
+    the word allows, the role marker's included)."""
+    after = at + len(word)
+    code = ord(text[after]) if after < len(text) else _UNKNOWN
+    check = _SCANNERS[word].check_for((code if code < 128 else _UNKNOWN) * 2 + 1)
+    if check is None:
+        return ()
+    marked = check.pattern.match(text, at)
+    if marked is None or marked.lastindex is None:
+        return ()
+    return tuple(
+        (index, offset)
+        for (index, _, offset, _), mark in zip(check.entries, marked.groups(), strict=True)
+        if mark is not None
+    )
+
+
 def _places_near(
-    view_text: str,
-    windows: list[tuple[int, int]],
-    looked: _Looked,
-    untouched: dict[str, set[int]],
-    *,
-    in_place: bool,
-) -> Iterator[tuple[int, str]]:
-    """(place, lead word) for the words of `untouched` in the windows (see `_match_untouched`)."""
+    view_text: str, windows: list[tuple[int, int]], looked: _Looked, *, in_place: bool
+) -> list[tuple[int, str]]:
+    """(place, lead word) for the words of `looked` in the windows (see `_match_untouched`):
+    word by word in the order of `looked`, then window by window, then in the text's order.
+
+    In place: the places the first pass looked at; otherwise `_word_places`."""
+    places: list[tuple[int, str]] = []
     if in_place:
-        for word in untouched:
-            starts = looked[word][0]
+        for word, (starts, _) in looked.items():
             for lo, hi in windows:
                 first = bisect.bisect_left(starts, lo)
-                for at in itertools.takewhile(lambda at, hi=hi: at < hi, starts[first:]):
-                    yield at, word
-        return
-    unsafe = _token_table().unsafe
-    for word in untouched:
-        found = _word_starts(word, word in unsafe)
+                last = bisect.bisect_left(starts, hi, first)
+                places.extend((at, word) for at in starts[first:last])
+        return places
+    for word in looked:
         for lo, hi in windows:
-            for match in found.finditer(view_text, lo):
-                if match.start() >= hi:
-                    break
-                yield match.start(), word
+            places.extend((at, word) for at in _word_places(view_text, word, lo, hi))
+    return places
 
 
-@functools.lru_cache(maxsize=1024)
-def _word_starts(word: str, unsafe: bool) -> re.Pattern[str]:
-    """Where `word` is a word of a text (ASCII letters and digits), or starts one if `unsafe`."""
-    # The word first, then the lookbehind over it: the engine skips to where the word stands.
-    escaped = re.escape(word)
-    return re.compile(rf"{escaped}(?<![a-z0-9]{escaped})" + ("" if unsafe else "(?![a-z0-9])"))
+def _word_places(text: str, word: str, lo: int, hi: int) -> Iterator[int]:
+    """Where a lead word stands in a (normalised) text at a place in [lo, hi), in order: where
+    a word of the text (a maximal run of ASCII letters and digits) is `word`, or starts with
+    it if it is one of `_TokenTable.unsafe`; a word of `_PAIR_WORDS` only where the next word
+    makes one of `_LEAD_PAIRS` with it (as the first pass looks)."""
+    size = len(word)
+    whole = word not in _token_table().unsafe
+    paired = word in _PAIR_WORDS
+    at = text.find(word, lo, hi - 1 + size)
+    while at != -1:
+        end = at + size
+        if (
+            (not at or text[at - 1] not in _ALNUM)
+            and (not whole or text[end : end + 1] not in _ALNUM)
+            and (not paired or (word, _next_word(text, end)) in _LEAD_PAIRS)
+        ):
+            yield at
+        at = text.find(word, at + 1, hi - 1 + size)
+
+
+_NEXT_WORD = re.compile("[^a-z0-9]*([a-z0-9]*)")
+
+
+def _next_word(text: str, at: int) -> str:
+    """The first word (maximal run of ASCII letters and digits) at or after `at`, or ''."""
+    match = _NEXT_WORD.match(text, at)
+    return match.group(1) if match else ""
 
 
 # How far after a change a rule's match may start and still read a character of it: through
@@ -3447,11 +3534,14 @@ _UNTOUCHED_REACH = [
     for rule in RULES
 ]
 _SPELLED_BY: dict[str, set[int]] = {}
+_GATED_BY: dict[str, set[int]] = {}  # the rules (indices) one of whose gates holds the word
 _LEAD_WORD_OF: dict[str, set[int]] = {}
 _HEAD_OFFSETS: dict[tuple[int, str], tuple[int, ...]] = {}
 for _index, _rule_ in enumerate(RULES):
     for _word in _rule_.vocabulary:
         _SPELLED_BY.setdefault(_word, set()).add(_index)
+    for _word in frozenset().union(*_rule_.gates):
+        _GATED_BY.setdefault(_word, set()).add(_index)
     for _head in _rule_.heads:
         _LEAD_WORD_OF.setdefault(_head.word, set()).add(_index)
         _HEAD_OFFSETS[_index, _head.word] = _head.offsets
@@ -3471,7 +3561,8 @@ def _match_view(
     the text's pass looked at the leads of the rules possible in it (`_match_rules`);
     `in_place`: the view moved no word (leetspeak: digits read as letters).
 
-    A rule the written words touch (`_touching`) is matched on the view there; any other
+    A rule the written words touch (`_touching`) is matched on the view there
+    (`_match_touching`); any other
     only where its match or framing may reach a change (`_match_untouched`): elsewhere the
     text holds the same match, which its own pass found."""
     if view is None:
@@ -3489,13 +3580,52 @@ def _match_view(
         beyond = words | _Tokens.of(wrote, 0, len(wrote)).words
         return _match_rules(view_text, near, prefilter=False, beyond=beyond)[0]
     touching = _touching(words, written)
+    regions = _regions(len(view_text), near)
     if touching:
-        beyond = words | _Tokens.of(wrote, 0, len(wrote)).words
-        rule = _match_rules(view_text, near, beyond=beyond, only=touching)[0]
+        # Near a small change, a few rules are found sooner at their lead words one by one;
+        # near a long one (a long spaced run), the text's pass looks at its many places.
+        if sum(hi - lo for lo, hi in regions) <= _FEW_PLACES:
+            rule = _match_touching(view_text, regions, touching)
+        else:
+            beyond = words | _Tokens.of(wrote, 0, len(wrote)).words
+            rule = _match_rules(view_text, near, beyond=beyond, only=touching)[0]
         if rule is not None:
             return rule
-    regions = _regions(len(view_text), near)
     return _match_untouched(view, looked, touching, regions, in_place=in_place)
+
+
+# Characters of regions up to which a view's touching rules are looked for place by place.
+_FEW_PLACES = 4096
+
+
+def _match_touching(
+    view_text: str, regions: list[tuple[int, int]], touching: frozenset[int]
+) -> Rule | None:
+    """A rule of `touching` matching the view at a start in `regions`, or None: found as the
+    first pass finds rules, lead word by lead word (in the order the rules need them), place
+    by place, with one scanner check each (`_marks`); without the word gates, which only skip
+    rules that cannot match, since the view's words are not worth finding for a few rules.
+
+    A match's lead stands at its start, with its first word at most `_MAX_OFFSET` after it,
+    where `_word_places` finds it."""
+    heads: dict[str, set[int]] = {}
+    for index in sorted(touching):
+        for head in _HEADS_OF[index]:
+            heads.setdefault(head[2], set()).add(index)
+    for word, indices in heads.items():
+        for lo, hi in regions:
+            for at in _word_places(view_text, word, lo, hi + _MAX_OFFSET):
+                for index, offset in _marks(view_text, at, word):
+                    start = at - offset
+                    if (
+                        index in indices
+                        and start >= 0
+                        and _inside(regions, start)
+                        and _starts_word(view_text, start)
+                        and _framing_allows(RULES[index], view_text, start)
+                    ):
+                        return RULES[index]
+    return None
 
 
 # --------------------------------------------------------------------------------------------

@@ -679,6 +679,34 @@ def test_tokens_hold_the_unsafe_lead_words_a_word_starts_with(text: str, held: s
     assert tokens.words & screening._token_table().unsafe == held
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    words=st.lists(
+        st.one_of(
+            st.sampled_from(sorted(screening._token_table().unsafe)),
+            st.sampled_from(["passw", "secre", "toke", "apike", "credential", "x"]),
+            st.text(alphabet=_WORD_CHARS, min_size=1, max_size=6),
+        ),
+        max_size=30,
+    ).map("".join),
+    glue=st.lists(st.sampled_from(["", " ", "_", "-", "é", "s", "9"]), max_size=30),
+    bounds=st.tuples(st.integers(0, 40), st.integers(0, 40)),
+)
+def test_tokens_find_every_word_that_starts_with_an_unsafe_lead_word(
+    words: str, glue: list[str], bounds: tuple[int, int]
+) -> None:
+    # given unsafe lead words, their first letters and other letters, glued or apart
+    text = "".join(c + (glue[i % len(glue)] if glue else "") for i, c in enumerate(words))
+    text = screening.normalize(text)
+    lo, hi = min(bounds[0], len(text)), max(min(bounds[0], len(text)), len(text) - bounds[1])
+    tokens = screening._Tokens.of(text, lo, hi)
+
+    # then each unsafe word is found where a word of the slice starts with it
+    for word in screening._token_table().unsafe:
+        expected = [at for at, w in _expected_tokens(text, lo, hi) if w.startswith(word)]
+        assert tokens.starting_with(word) == expected, word
+
+
 def test_gates_need_no_lead_word_a_body_may_read_on_into() -> None:
     # given every lead whose rule's body may read on into its last word
     for rule in screening.RULES:
@@ -1176,6 +1204,79 @@ def test_views_that_move_words_or_read_digits_as_letters_match_like_the_ungated_
     assert (screening._first_rule(text) is None) == (
         screening._first_rule(text, prefilter=False) is None
     ), text
+
+
+def _untouched_reference(
+    view: tuple[str, list[tuple[int, int]]],
+    looked: dict[str, tuple[list[int], set[int]]],
+    touching: frozenset[int],
+    regions: list[tuple[int, int]],
+) -> bool:
+    """Whether a rule `_match_untouched` stands for matches the view where it looks, found by
+    trying each such rule's whole pattern at every start (no lead places, no scanner checks)."""
+    view_text, changed = view
+    rules = set().union(*(allowed for _, allowed in looked.values())) - touching
+    for start in range(len(view_text)):
+        for index in sorted(rules):
+            rule = screening.RULES[index]
+            reach = screening._UNTOUCHED_REACH[index]
+            if (
+                any(lo - screening._LONGEST <= start < hi + reach for lo, hi in changed)
+                and screening._inside(regions, start)
+                and screening._starts_word(view_text, start)
+                and rule.fast.match(view_text, start) is not None
+                and screening._framing_allows(rule, view_text, start)
+            ):
+                return True
+    return False
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    verb=st.sampled_from(_FRAMING_VERBS),
+    pieces=st.lists(
+        st.one_of(
+            st.sampled_from(_FRAMING_PIECES),
+            st.lists(
+                st.sampled_from(["ignore", "ask", "all", "system", "print", "in", "xy", "aaa"]),
+                min_size=1,
+                max_size=3,
+            ).map(lambda words: " ".join("".join(words))),
+            st.sampled_from(["x", "9", ".", "secrets", "system", "prompt", "your", "instructions"]),
+            # lead words whose leads all have two words, with and without their second word
+            st.sampled_from(["bo", "bo qua", "huong", "huong dan", "he thong", "quy tac", "cua"]),
+        ),
+        max_size=6,
+    ),
+    tail=st.sampled_from(_FRAMING_TAILS),
+)
+@example(verb="in ra", pieces=["45k"], tail="system prompt cua ban")
+@example(verb="print", pieces=[" ".join("ignore" + "a" * 89)], tail="your system prompt")
+def test_untouched_rules_are_found_at_their_lead_words_like_at_every_start(
+    verb: str, pieces: list[str], tail: str
+) -> None:
+    # given a text none of whose rules match, and its views (leetspeak, re-spaced letters)
+    text = screening.normalize(" ".join([verb, *pieces, tail]))
+    rule, words, apart, looked = screening._match_rules(text, [(0, len(text))])
+    # (leetspeak moves no word: its view is looked at where the text was)
+    views = [(screening._deleeted(text, screening._leet_targets(words)), True)]
+    if apart:
+        views.append((screening._despaced(text, words), False))
+    for view, in_place in views:
+        if rule is not None or view is None:
+            continue
+        view_text, changed = view
+        written = screening._words_of(" ".join(view_text[lo:hi] for lo, hi in changed))
+        touching = screening._touching(words, written)
+        near = [
+            (max(0, lo - screening._LONGEST), hi + screening._NEEDS_REACH) for lo, hi in changed
+        ]
+        regions = screening._regions(len(view_text), near)
+
+        # then a rule no written word touches is found by one scanner check where each of its
+        # lead words stands wherever trying it at every start finds one
+        found = screening._match_untouched(view, looked, touching, regions, in_place=in_place)
+        assert (found is not None) == _untouched_reference(view, looked, touching, regions), text
 
 
 _LEET_WORDS = ["1gn0r3", "ign0re", "pr3v10u5", "5y5t3m", "pr0mpt", "4ll", "r3v34l", "a1b2"]
