@@ -433,25 +433,78 @@ _View = tuple[str, list[tuple[int, int]]]  # a rewritten text and the spans that
 
 
 def _rewrite(
-    text: str, matches: Iterable[re.Match[str]], replace: Callable[[str], str]
+    text: str, spans: Iterable[tuple[int, int]], replace: Callable[[str], str]
 ) -> _View | None:
+    """The text with each span (in order, apart) replaced by what `replace` makes of it, and
+    the spans that changed in the new text; None where none changed."""
     pieces: list[str] = []
     changed: list[tuple[int, int]] = []
     done = length = 0
-    for match in matches:
-        new = replace(match.group())
-        if new == match.group():
+    for start, end in spans:
+        old = text[start:end]
+        new = replace(old)
+        if new == old:
             continue
-        pieces.append(text[done : match.start()])
-        length += match.start() - done
+        pieces.append(text[done:start])
+        length += start - done
         pieces.append(new)
         changed.append((length, length + len(new)))
         length += len(new)
-        done = match.end()
+        done = end
     if not changed:
         return None
     pieces.append(text[done:])
     return "".join(pieces), changed
+
+
+def _spans(matches: Iterable[re.Match[str]]) -> Iterator[tuple[int, int]]:
+    return (match.span() for match in matches)
+
+
+def _spaced_runs(text: str) -> list[tuple[int, int]]:
+    """The spans of `_SPACED_RUN.finditer(text)` in an ASCII text, found in numpy passes
+    rather than a regex step per letter of a long run.
+
+    A run starts at a space before a letter or digit, then takes every group after it (a
+    separator, then a letter or digit that no letter or digit follows) up to the first that is
+    not one, and needs three. Two places whose runs end at one place are in one run (the groups
+    of a run are every other character), and a run starting inside another ends where it
+    does: the first place of each end is where the regex finds the run."""
+    import numpy as np
+
+    size = len(text)
+    chars = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    alnum = np.zeros(size + 3, dtype=bool)
+    alnum[:size] = _run_class("abcdefghijklmnopqrstuvwxyz0123456789")[chars]
+    separator = np.zeros(size + 3, dtype=bool)
+    separator[:size] = _run_class(" ._*-")[chars]
+    # A group at j: text[j] a separator, text[j + 1] a letter or digit, none after it.
+    group = separator[:-2] & alnum[1:-1] & ~alnum[2:]
+    # How many groups follow on from j, every other character: the distance to the first
+    # place on the same side that holds none (`group` ends with one such place on each side).
+    groups = np.empty(len(group), dtype=np.int64)
+    for side in (0, 1):
+        held = group[side::2]
+        index = np.arange(len(held))
+        none_from = np.minimum.accumulate(np.where(held, len(held), index)[::-1])[::-1]
+        groups[side::2] = none_from - index
+    starts = np.flatnonzero((chars[: max(0, size - 1)] == ord(" ")) & alnum[1:size])
+    counts = groups[starts + 2]
+    starts, counts = starts[counts >= 3], counts[counts >= 3]
+    ends = starts + 2 + 2 * counts
+    first = np.ones(len(ends), dtype=bool)
+    first[1:] = ends[1:] != ends[:-1]
+    return list(zip(starts[first].tolist(), ends[first].tolist(), strict=True))
+
+
+@functools.lru_cache(maxsize=2)
+def _run_class(chars: str) -> np.ndarray:
+    """True at the byte of each of `chars`."""
+    import numpy as np
+
+    table = np.zeros(256, dtype=bool)
+    table[np.frombuffer(chars.encode("ascii"), dtype=np.uint8)] = True
+    return table
 
 
 # Runs of spaced or glued letters hold only ASCII letters, digits and these separators.
@@ -580,14 +633,18 @@ def _occurrences(
     if not len(candidates):
         return none, none
     lengths = lengths[candidates]
+    # One (place, length) for each bit of each candidate's lengths, the lowest bits first.
     found_places, found_lengths = [], []
-    for length in range(2, min(n, _LONGEST_SEGMENT) + 1):
-        places = candidates[np.flatnonzero(lengths & np.uint32(1 << length))]
-        if len(places) and places[-1] > n - length:
-            places = places[: np.searchsorted(places, n - length, side="right")]
-        found_places.append(places)
-        found_lengths.append(np.full(len(places), length, dtype=np.int64))
+    while len(candidates):
+        lowest = lengths & (~lengths + np.uint32(1))
+        found_places.append(candidates)
+        found_lengths.append(np.bitwise_count(lowest - np.uint32(1)).astype(np.int64))
+        lengths = lengths ^ lowest
+        more = np.flatnonzero(lengths)
+        candidates, lengths = candidates[more], lengths[more]
     places, length = np.concatenate(found_places), np.concatenate(found_lengths)
+    fits = np.flatnonzero(places + length <= n)
+    places, length = places[fits], length[fits]
     power, inverse = _powers(n + 1)
     prefix = np.zeros(n + 1, dtype=np.uint32)
     np.cumsum(padded[:n].astype(np.uint32) * power[:n], out=prefix[1:])
@@ -624,7 +681,7 @@ def _occurrences(
             place_of = np.full(len(tables.keys), -1, dtype=np.int64)
             place_of[word[matched]] = matched
             matched = place_of[place_of >= 0]
-    # Ordered by start, then end (they were by length, then start).
+    # Ordered by start, then end (they were not).
     matched = matched[np.lexsort((length[matched], places[matched]))]
     starts = places[matched].astype(np.int64)
     return starts, starts + length[matched]
@@ -859,11 +916,14 @@ def _despaced_with(text: str, words: frozenset[str], respace: Callable[[str], st
         # `shaped` lines up with " " + text; every run starts where it shows " x x x x" once
         # both kinds of separator read as a space.
         padded = " " + text
-        runs = (
-            _matches_where(_SPACED_RUN, padded, shaped.replace("_", " "), " x x x x")
-            if shape
-            else _SPACED_RUN.finditer(padded)
-        )
+        spaced_shape = shaped.replace("_", " ")
+        if not shape:
+            runs: Iterable[tuple[int, int]] = _spans(_SPACED_RUN.finditer(padded))
+        elif spaced_shape.count(" x x x x") >= _MANY_CANDIDATES:
+            # A long run, or many: the regex would take a step per letter of them.
+            runs = _spaced_runs(padded)
+        else:
+            runs = _spans(_matches_where(_SPACED_RUN, padded, spaced_shape, " x x x x"))
         view = _rewrite(padded, runs, respace)
     if view is not None:
         view = view[0][1:], [(max(0, lo - 1), hi - 1) for lo, hi in view[1]]
@@ -885,7 +945,7 @@ def _despaced_with(text: str, words: frozenset[str], respace: Callable[[str], st
         if shape
         else _GLUED_RUN.finditer(target)
     )
-    unglued = _rewrite(target, glues, _unglue)
+    unglued = _rewrite(target, _spans(glues), _unglue)
     if unglued is None:
         return view
     if view is None:

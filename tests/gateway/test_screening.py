@@ -1313,8 +1313,31 @@ def test_glued_runs_that_could_spell_a_word_are_never_skipped(
     text = "".join(pieces) * repeat
 
     # then where the cheap test says no run could spell a rule word, none does
-    rewritten = screening._rewrite(text, screening._GLUED_RUN.finditer(text), screening._unglue)
+    glued = (match.span() for match in screening._GLUED_RUN.finditer(text))
+    rewritten = screening._rewrite(text, glued, screening._unglue)
     assert screening._may_unglue(text) or rewritten is None
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    pieces=st.lists(
+        st.one_of(
+            st.text(alphabet="ab1 ._*-", min_size=1, max_size=12),
+            st.text(alphabet="ab1 ._*-x\"'(#Z", min_size=1, max_size=4),
+            st.sampled_from(["i g n o r e ", "s.y.s.t.e.m ", " a_b", "x y z ", " ab c d e"]),
+        ),
+        max_size=30,
+    ),
+    repeat=st.integers(min_value=1, max_value=40),
+)
+def test_spaced_runs_found_in_numpy_are_the_regex_matches(pieces: list[str], repeat: int) -> None:
+    # given texts with runs of every length, broken runs and other characters
+    text = " " + "".join(pieces) * repeat
+
+    # then the numpy passes find the runs the regex finds
+    assert screening._spaced_runs(text) == [
+        match.span() for match in screening._SPACED_RUN.finditer(text)
+    ]
 
 
 @settings(max_examples=300, deadline=None)
