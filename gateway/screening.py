@@ -638,7 +638,8 @@ def _occurrences(
     while len(candidates):
         lowest = lengths & (~lengths + np.uint32(1))
         found_places.append(candidates)
-        found_lengths.append(np.bitwise_count(lowest - np.uint32(1)).astype(np.int64))
+        # The exponent of a power of two (numpy 1.26, still supported, has no bitwise_count).
+        found_lengths.append(np.frexp(lowest)[1].astype(np.int64) - 1)
         lengths = lengths ^ lowest
         more = np.flatnonzero(lengths)
         candidates, lengths = candidates[more], lengths[more]
