@@ -11,7 +11,8 @@ Pure and offline (no database, no network). Prints:
   hard negatives, each beside two same-run baselines on the same input: `str.lower` and
   `screening.normalize`, and whether its p99 meets the 5 ms target (with a summary line);
 - the same for repetitive inputs that hit the worst paths (many lead words, long spaced, glued
-  or leetspeak runs);
+  or leetspeak runs), and for one long spaced run that does not repeat (random rule words and
+  random other letters, from a fixed seed);
 - what a text already in the verdict cache costs.
 
 Every timing but the last screens with `cache=False`: the same text screened again would
@@ -24,6 +25,7 @@ import argparse
 import gc
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -168,9 +170,10 @@ def _pathological(runs: int) -> list[str]:
     print()
     print(f"Pathological {SIZE // 1024} KB inputs, {runs} runs each (ms)")
     print(f"  {'input':46} {'p50':>7} {'p99':>7}  p99 <= {TARGET_P99_MS:g} ms")
+    samples = {name: (unit * (SIZE // len(unit) + 1))[:SIZE] for name, unit in cases.items()}
+    samples["random words and letters, spaced (one run)"] = _random_spaced_run()
     missed = []
-    for name, unit in cases.items():
-        sample = (unit * (SIZE // len(unit) + 1))[:SIZE]
+    for name, sample in samples.items():
         timing = _time(lambda s=sample: screening.screen([s], cache=False), runs)
         met = timing.p99_ms <= TARGET_P99_MS
         if not met:
@@ -179,6 +182,23 @@ def _pathological(runs: int) -> list[str]:
             f"  {name:46} {timing.p50_ms:7.2f} {timing.p99_ms:7.2f}  {'met' if met else 'MISSED'}"
         )
     return missed
+
+
+def _random_spaced_run(seed: int = 20261129) -> str:
+    """One spaced run of 16K letters that does not repeat: rule words (any language) and
+    runs of 1 to 8 random letters, half and half, drawn from a fixed seed."""
+    rng = random.Random(seed)
+    words = sorted(screening._VOCABULARY)
+    letters: list[str] = []
+    count = 0
+    while count < SIZE // 2:
+        if rng.random() < 0.5:
+            piece = rng.choice(words)
+        else:
+            piece = "".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(1, 8)))
+        letters.append(piece)
+        count += len(piece)
+    return " ".join("".join(letters))[:SIZE]
 
 
 def _cached(rows: list[Row], runs: int) -> None:

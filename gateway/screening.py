@@ -9,22 +9,22 @@ Guarantees:
   whitespace collapsed to single spaces. Rules are written against that form only. Texts with
   non-ASCII characters fold through a per-character table (numpy), which gives the same text
   as the step-by-step `_fold_reference` (tests compare them on generated text).
-- Cheap de-obfuscation: letters spaced out ("i g n o r e", "s.y.s.t.e.m", "x_e_m"; every
-  run whole, however long: a run of more than `_SEGMENT_AT_ONCE` letters is segmented from the
-  places where words start, and left as typed where no rule is possible with the words that
-  may stand in its letters) and leetspeak digits inside words ("ign0re") are re-read as words
-  in extra views of the text, which are matched near what they changed. Not only the rules
-  that spell a word a view wrote: re-spacing moves words closer (a `needs_before` verb comes
-  within reach, a `_gap` within its count) and digits read as letters pass `[a-z]+`, so every
-  rule possible with the view's words is tried there; a rule no written word touches only
-  where its lead words stand close enough to a change for its match or framing to reach it
-  (`_match_untouched`). In a view, every rule is looked for where one of its lead words stands
-  (a match's lead stands at its start), with the scanner check the first pass runs there;
-  the rules a written word touches without the word gates, which only leave out rules that
-  cannot match. A view is not built where
-  it cannot write a rule word (no leetspeak target; a glued view where no two letters around
-  a separator start a two- or three-letter rule word); these shortcuts are tested against the
-  full rewrite and the ungated matcher.
+- Cheap de-obfuscation: letters spaced out ("i g n o r e", "s.y.s.t.e.m", "x_e_m"; every run
+  whole, however long: a run of more than `_SEGMENT_AT_ONCE` letters is segmented from the
+  places where words stand, to the same words, and left as typed where no rule is possible with
+  the words that may stand in its letters, every one of which is found) and leetspeak digits
+  inside words ("ign0re") are re-read as words in extra views of the text, which are matched
+  near what they changed. Not only the rules that spell a word a view wrote: re-spacing moves
+  words closer (a `needs_before` verb comes within reach, a `_gap` within its count) and digits
+  read as letters pass `[a-z]+`, so every rule possible with the view's words is tried there; a
+  rule no written word touches only where its lead words stand close enough to a change for its
+  match or framing to reach it (`_match_untouched`). In a view, every rule is looked for where
+  one of its lead words stands (a match's lead stands at its start), with the scanner check the
+  first pass runs there; the rules a written word touches without the word gates, which only
+  leave out rules that cannot match. A view is not built where it cannot write a rule word (no
+  leetspeak target; a glued view where no two letters around a separator start a two- or
+  three-letter rule word); these shortcuts are tested against the full rewrite and the ungated
+  matcher.
 - A `Verdict` carries a rule id and a category, never any part of the screened text.
 - Rules are data (`RULES`: id, category, language, leads, compiled pattern, framing). A rule
   is only tried where the words its matches need are present (checked on the set of the
@@ -436,25 +436,78 @@ _View = tuple[str, list[tuple[int, int]]]  # a rewritten text and the spans that
 
 
 def _rewrite(
-    text: str, matches: Iterable[re.Match[str]], replace: Callable[[str], str]
+    text: str, spans: Iterable[tuple[int, int]], replace: Callable[[str], str]
 ) -> _View | None:
+    """The text with each span (in order, apart) replaced by what `replace` makes of it, and
+    the spans that changed in the new text; None where none changed."""
     pieces: list[str] = []
     changed: list[tuple[int, int]] = []
     done = length = 0
-    for match in matches:
-        new = replace(match.group())
-        if new == match.group():
+    for start, end in spans:
+        old = text[start:end]
+        new = replace(old)
+        if new == old:
             continue
-        pieces.append(text[done : match.start()])
-        length += match.start() - done
+        pieces.append(text[done:start])
+        length += start - done
         pieces.append(new)
         changed.append((length, length + len(new)))
         length += len(new)
-        done = match.end()
+        done = end
     if not changed:
         return None
     pieces.append(text[done:])
     return "".join(pieces), changed
+
+
+def _spans(matches: Iterable[re.Match[str]]) -> Iterator[tuple[int, int]]:
+    return (match.span() for match in matches)
+
+
+def _spaced_runs(text: str) -> list[tuple[int, int]]:
+    """The spans of `_SPACED_RUN.finditer(text)` in an ASCII text, found in numpy passes
+    rather than a regex step per letter of a long run.
+
+    A run starts at a space before a letter or digit, then takes every group after it (a
+    separator, then a letter or digit that no letter or digit follows) up to the first that is
+    not one, and needs three. Two places whose runs end at one place are in one run (the groups
+    of a run are every other character), and a run starting inside another ends where it
+    does: the first place of each end is where the regex finds the run."""
+    import numpy as np
+
+    size = len(text)
+    chars = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    alnum = np.zeros(size + 3, dtype=bool)
+    alnum[:size] = _run_class("abcdefghijklmnopqrstuvwxyz0123456789")[chars]
+    separator = np.zeros(size + 3, dtype=bool)
+    separator[:size] = _run_class(" ._*-")[chars]
+    # A group at j: text[j] a separator, text[j + 1] a letter or digit, none after it.
+    group = separator[:-2] & alnum[1:-1] & ~alnum[2:]
+    # How many groups follow on from j, every other character: the distance to the first
+    # place on the same side that holds none (`group` ends with one such place on each side).
+    groups = np.empty(len(group), dtype=np.int64)
+    for side in (0, 1):
+        held = group[side::2]
+        index = np.arange(len(held))
+        none_from = np.minimum.accumulate(np.where(held, len(held), index)[::-1])[::-1]
+        groups[side::2] = none_from - index
+    starts = np.flatnonzero((chars[: max(0, size - 1)] == ord(" ")) & alnum[1:size])
+    counts = groups[starts + 2]
+    starts, counts = starts[counts >= 3], counts[counts >= 3]
+    ends = starts + 2 + 2 * counts
+    first = np.ones(len(ends), dtype=bool)
+    first[1:] = ends[1:] != ends[:-1]
+    return list(zip(starts[first].tolist(), ends[first].tolist(), strict=True))
+
+
+@functools.lru_cache(maxsize=2)
+def _run_class(chars: str) -> np.ndarray:
+    """True at the byte of each of `chars`."""
+    import numpy as np
+
+    table = np.zeros(256, dtype=bool)
+    table[np.frombuffer(chars.encode("ascii"), dtype=np.uint8)] = True
+    return table
 
 
 # Runs of spaced or glued letters hold only ASCII letters, digits and these separators.
@@ -475,131 +528,336 @@ def _respace(run: str, *, long: bool = True) -> str:
     return " " + words if any(w in _VOCABULARY for w in words.split()) else run
 
 
-# Runs up to this many letters are segmented letter by letter (`_segment`); longer ones through
-# the places where a word starts (`_segment_long`), which costs numpy passes but no Python step
-# per letter of padding. Both give the same words.
+# Runs up to this many letters are segmented letter by letter (`_segment`); longer ones from the
+# places where words stand (`_segment_long`), in numpy passes and a Python step only per
+# stretch of overlapping words that no one word covers. Both give the same words.
 _SEGMENT_AT_ONCE = 400
 _LONGEST_SEGMENT = 16  # the longest word `_segment` takes
 _SEGMENT_LUT_BITS = 20
 
 
+_PREFIX_BASE = 37  # codes of a text's characters for `_SegmentTables.starts`: 0-9, a-z, other
+
+
+@dataclass(frozen=True)
+class _SegmentTables:
+    """For `_occurrences`, from a set of words (those of 2 to `_LONGEST_SEGMENT` letters).
+
+    `codes`: each byte's code (`_PREFIX_BASE`: digits, letters, anything else). `starts`: at
+    the code of each three characters (first * base**2 + second * base + third), the lengths of
+    the words that start with them (bit `length` set), and bit 2 where the first two are a word.
+    `lut`: true at the top `_SEGMENT_LUT_BITS` bits of each word's hash. `keys`: each word's
+    length * 2**32 + hash, in order; `high` and `low`: its letters, zero-padded to
+    `_LONGEST_SEGMENT`, as two big-endian 64-bit halves (in the same order); `shared`: how many
+    words at most share a key; `masks_high`, `masks_low`: per length, the bits of those halves
+    that hold the first `length` letters."""
+
+    codes: np.ndarray
+    starts: np.ndarray
+    lut: np.ndarray
+    keys: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    shared: int
+    masks_high: np.ndarray
+    masks_low: np.ndarray
+
+
 @functools.lru_cache(maxsize=4)
-def _segment_tables(words: frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
-    """For `_occurrences`: at the code of each pair of letters (first * 256 + second), the
-    lengths of the words that start with it (bit `length` set); and true at the top
-    `_SEGMENT_LUT_BITS` bits of each word's hash."""
+def _segment_tables(words: frozenset[str]) -> _SegmentTables:
     import numpy as np
 
-    pairs = np.zeros(1 << 16, dtype=np.uint32)
+    codes = np.full(256, _PREFIX_BASE - 1, dtype=np.int64)
+    for code, char in enumerate("0123456789abcdefghijklmnopqrstuvwxyz"):
+        codes[ord(char)] = code
+    starts = np.zeros(_PREFIX_BASE**3, dtype=np.uint32)
     lut = np.zeros(1 << _SEGMENT_LUT_BITS, dtype=bool)
+    entries = []
     for word in words:
-        if len(word) <= _LONGEST_SEGMENT:
-            pairs[ord(word[0]) << 8 | ord(word[1])] |= np.uint32(1 << len(word))
+        if 2 <= len(word) <= _LONGEST_SEGMENT and word.isascii():
+            first, second = codes[ord(word[0])], codes[ord(word[1])]
+            if len(word) == 2:
+                # Whatever follows the two letters (the end of the text reads as "other").
+                starts[
+                    (first * _PREFIX_BASE + second) * _PREFIX_BASE + np.arange(_PREFIX_BASE)
+                ] |= 4
+            else:
+                third = codes[ord(word[2])]
+                starts[(first * _PREFIX_BASE + second) * _PREFIX_BASE + third] |= 1 << len(word)
+            packed = int.from_bytes(word.encode("ascii").ljust(_LONGEST_SEGMENT, b"\0"), "big")
+            key = len(word) << _HASH_BITS | _word_hash(word)
+            entries.append((key, packed >> 64, packed & (1 << 64) - 1))
         lut[_word_hash(word) >> (_HASH_BITS - _SEGMENT_LUT_BITS)] = True
-    return pairs, lut
+    entries.sort()
+    keys = np.array([entry[0] for entry in entries], dtype=np.uint64)
+    shared = 0
+    for _, group in itertools.groupby(entry[0] for entry in entries):
+        shared = max(shared, sum(1 for _ in group))
+    masks = [((1 << 8 * length) - 1) << 8 * (_LONGEST_SEGMENT - length) for length in range(17)]
+    return _SegmentTables(
+        codes=codes,
+        starts=starts,
+        lut=lut,
+        keys=keys,
+        high=np.array([entry[1] for entry in entries], dtype=np.uint64),
+        low=np.array([entry[2] for entry in entries], dtype=np.uint64),
+        shared=shared,
+        masks_high=np.array([mask >> 64 for mask in masks], dtype=np.uint64),
+        masks_low=np.array([mask & (1 << 64) - 1 for mask in masks], dtype=np.uint64),
+    )
 
 
 def _occurrences(
     letters: str, words: frozenset[str], *, distinct: bool = False
-) -> list[tuple[int, int]]:
-    """Every (start, end) where one of `words` (2 to `_LONGEST_SEGMENT` letters) stands in
-    `letters` (ASCII letters and digits), in order; with `distinct`, one for each word that
-    stands there. Places whose first two letters start no word are passed over, then one numpy
-    pass per length finds, among the places whose first two letters start a word of that
-    length, those whose hash may be a word's, and each word found is compared."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (starts, ends) of every place where one of `words` (2 to `_LONGEST_SEGMENT`
+    letters) stands in `letters` (ASCII letters and digits), ordered by start, then end; with
+    `distinct`, one place for each word that stands anywhere.
+
+    Only the places and lengths whose first three letters start a word of that length (or
+    whose first two are a word) are looked at, in numpy passes: those whose hash may be a
+    word's have their letters compared with the word's of the same length and hash (packed
+    into two 64-bit integers), so a text that shares a hash with a word is never taken for
+    it, nor hides it."""
     import numpy as np
 
     n = len(letters)
+    none = np.zeros(0, dtype=np.int64)
     if n < 2:
-        return []
-    pairs, lut = _segment_tables(words)
-    chars = np.frombuffer(letters.encode("ascii"), dtype=np.uint8)
-    codes = chars[:-1].astype(np.uint16) << 8 | chars[1:]
-    lengths = pairs[codes]
+        return none, none
+    tables = _segment_tables(words)
+    base = _PREFIX_BASE
+    # The text's bytes, then zeros: `_LONGEST_SEGMENT` of them past any place.
+    padded = np.zeros(n + _LONGEST_SEGMENT, dtype=np.uint8)
+    padded[:n] = np.frombuffer(letters.encode("ascii"), dtype=np.uint8)
+    code = tables.codes[padded[: n + 1]]
+    lengths = tables.starts[(code[:-2] * base + code[1:-1]) * base + code[2:]]
     candidates = np.flatnonzero(lengths)
     if not len(candidates):
-        return []
+        return none, none
     lengths = lengths[candidates]
+    # One (place, length) for each bit of each candidate's lengths, the lowest bits first.
+    found_places, found_lengths = [], []
+    while len(candidates):
+        lowest = lengths & (~lengths + np.uint32(1))
+        found_places.append(candidates)
+        # The exponent of a power of two (numpy 1.26, still supported, has no bitwise_count).
+        found_lengths.append(np.frexp(lowest)[1].astype(np.int64) - 1)
+        lengths = lengths ^ lowest
+        more = np.flatnonzero(lengths)
+        candidates, lengths = candidates[more], lengths[more]
+    places, length = np.concatenate(found_places), np.concatenate(found_lengths)
+    fits = np.flatnonzero(places + length <= n)
+    places, length = places[fits], length[fits]
     power, inverse = _powers(n + 1)
     prefix = np.zeros(n + 1, dtype=np.uint32)
-    np.cumsum(chars.astype(np.uint32) * power[:n], out=prefix[1:])
-    shift = np.uint32(_HASH_BITS - _SEGMENT_LUT_BITS)
-    at_start, scale = prefix[candidates], inverse[candidates]
-    found = []
-    for length in range(2, min(n, _LONGEST_SEGMENT) + 1):
-        fits = candidates <= n - length
-        if not fits.all():
-            candidates, at_start, scale = candidates[fits], at_start[fits], scale[fits]
-            lengths = lengths[fits]
-        # Only places whose first two letters start a word of this length ("ig": 6 and 8).
-        take = np.flatnonzero(lengths & np.uint32(1 << length))
-        if not len(take):
-            continue
-        places = candidates[take]
-        hashes = (prefix[places + length] - at_start[take]) * scale[take]
-        hits = np.flatnonzero(lut[hashes >> shift])
-        if distinct and len(hits):
-            _, first = np.unique(hashes[hits], return_index=True)
-            hits = hits[first]
-        for start in places[hits].tolist():
-            if letters[start : start + length] in words:
-                found.append((start, start + length))
-    found.sort()
-    return found
+    np.cumsum(padded[:n].astype(np.uint32) * power[:n], out=prefix[1:])
+    hashes = (prefix[places + length] - prefix[places]) * inverse[places]
+    hits = np.flatnonzero(tables.lut[hashes >> np.uint32(_HASH_BITS - _SEGMENT_LUT_BITS)])
+    places, length = places[hits], length[hits]
+    keys = length.astype(np.uint64) << np.uint64(_HASH_BITS) | hashes[hits]
+    # Eight bytes from each place, big-endian (the buffer is not copied).
+    eights = np.ndarray((n + 8,), dtype=">u8", buffer=padded, strides=(1,))
+    if distinct and tables.shared == 1:
+        # One place for each key is compared; where that is not the word of its key (a text
+        # that shares the word's hash), every place of the key.
+        index_bits = max(1, int(len(keys) - 1).bit_length())
+        ordered = np.sort(keys << np.uint64(index_bits) | np.arange(len(keys), dtype=np.uint64))
+        heads = np.ones(len(ordered), dtype=bool)
+        heads[1:] = (ordered[1:] >> np.uint64(index_bits)) != (
+            ordered[:-1] >> np.uint64(index_bits)
+        )
+        picked = (ordered[heads] & np.uint64((1 << index_bits) - 1)).astype(np.int64)
+        word, known = _words_at(tables, eights, places[picked], length[picked], keys[picked])
+        unsure = keys[picked][known & (word < 0)]
+        if len(unsure):
+            again = np.flatnonzero(np.isin(keys, unsure))
+            more, _ = _words_at(tables, eights, places[again], length[again], keys[again])
+            picked = np.concatenate((picked[word >= 0], again[more >= 0]))
+        else:
+            picked = picked[word >= 0]
+        matched = np.sort(picked)
+    else:
+        word, _ = _words_at(tables, eights, places, length, keys)
+        matched = np.flatnonzero(word >= 0)
+        if distinct:
+            # One place for each word (the last one written).
+            place_of = np.full(len(tables.keys), -1, dtype=np.int64)
+            place_of[word[matched]] = matched
+            matched = place_of[place_of >= 0]
+    # Ordered by start, then end (they were not).
+    matched = matched[np.lexsort((length[matched], places[matched]))]
+    starts = places[matched].astype(np.int64)
+    return starts, starts + length[matched]
+
+
+def _words_at(
+    tables: _SegmentTables,
+    eights: np.ndarray,
+    places: np.ndarray,
+    length: np.ndarray,
+    keys: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """At each place, the index in `tables.keys` of the word of `length` letters (and key:
+    length * 2**32 + hash) that stands there, or -1; and whether some word has the key. The
+    letters (`eights`: the text's next eight bytes at each place, big-endian) are compared
+    with the word's."""
+    import numpy as np
+
+    high = eights[places].astype(np.uint64) & tables.masks_high[length]
+    low = eights[places + 8].astype(np.uint64) & tables.masks_low[length]
+    first = np.searchsorted(tables.keys, keys)
+    word = np.full(len(places), -1, dtype=np.int64)
+    known = np.zeros(len(places), dtype=bool)
+    for offset in range(tables.shared):
+        index = np.minimum(first + offset, len(tables.keys) - 1)
+        same_key = tables.keys[index] == keys
+        known |= same_key
+        same = same_key & (tables.high[index] == high) & (tables.low[index] == low)
+        word[same] = index[same]
+    return word, known
 
 
 def _segment_long(letters: str, vocabulary: frozenset[str]) -> str:
-    """`_segment(letters, vocabulary)`, computed only at the places where a word of the
-    vocabulary starts or ends: between them every letter is an unknown character, whose cost
-    adds up without a Python step per letter."""
+    """`_segment(letters, vocabulary)`, computed from the places where words of the vocabulary
+    stand (`_occurrences`).
+
+    Every reading passes through a place no word spans, and the best reading up to there does
+    not change which is best after it (costs only add up, and `_segment` compares only costs
+    that share it): the letters fall apart into clusters of overlapping words, read one by
+    one, with unknown characters between them. A cluster that one word covers is read as that
+    word (one word costs the least any reading can, and no other reading costs one); the
+    others by `_cluster_words`, a Python step per word in them. Unknown characters are glued
+    as `_segment` glues them (`_glue_cuts`)."""
+    import numpy as np
+
     n = len(letters)
-    found = _occurrences(letters, vocabulary)
-    # As in `_segment`: the cost of the best reading up to each place, and the first offer of
-    # the least cost a word ending there makes (`by`: where it starts; -1: none).
-    never = 3 * n + 1
-    offered = [never] * (n + 1)
-    by = [-1] * (n + 1)
-    places = sorted({0, n, *itertools.chain.from_iterable(found)})
-    taken: dict[int, int] = {}
+    starts, ends = _chosen_words(*_occurrences(letters, vocabulary))
+    cuts = [starts, ends]
+    # A run of unknown characters in the best reading holds no word `_segment` takes (reading
+    # it would cost less), so only words it never takes can split one where it is glued.
+    odd, _ = _odd_words(vocabulary)
+    if odd:
+        gap_starts = np.concatenate(([0], ends))
+        gap_ends = np.concatenate((starts, [n]))
+        wide = np.flatnonzero(gap_ends - gap_starts >= min(map(len, odd)))
+        for lo, hi in zip(gap_starts[wide].tolist(), gap_ends[wide].tolist(), strict=True):
+            if any(word in letters[lo:hi] for word in odd):
+                cuts.append(np.array(_glue_cuts(letters, lo, hi, vocabulary), dtype=np.int64))
+    places = np.sort(np.concatenate(cuts))
+    keep = (places > 0) & (places < n)
+    keep[1:] &= places[1:] != places[:-1]
+    places = places[keep]
+    chars = np.frombuffer(letters.encode("ascii"), dtype=np.uint8)
+    return np.insert(chars, places, ord(" ")).tobytes().decode("ascii")
+
+
+def _chosen_words(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The words `_segment` reads, as (starts, ends) in order, from every place a word of its
+    vocabulary stands (`_occurrences`: ordered by start, then end)."""
+    import numpy as np
+
+    if not len(starts):
+        return starts, ends
+    # A cluster opens at a word that starts where every word before it has ended.
+    reach = np.maximum.accumulate(ends)
+    opens = np.ones(len(starts), dtype=bool)
+    opens[1:] = starts[1:] >= reach[:-1]
+    first = np.flatnonzero(opens)
+    cluster = np.cumsum(opens) - 1
+    lo, hi = starts[first], np.maximum.reduceat(ends, first)
+    whole = np.logical_or.reduceat((starts == lo[cluster]) & (ends == hi[cluster]), first)
+    if whole.all():
+        return lo, hi
+    chosen_starts: list[int] = []
+    chosen_ends: list[int] = []
+    bounds = [*first.tolist(), len(starts)]
+    all_starts, all_ends = starts.tolist(), ends.tolist()
+    for index in np.flatnonzero(~whole).tolist():
+        begin, stop = bounds[index], bounds[index + 1]
+        for start, end in _cluster_words(all_starts[begin:stop], all_ends[begin:stop]):
+            chosen_starts.append(start)
+            chosen_ends.append(end)
+    chosen = (
+        np.concatenate((lo[whole], np.array(chosen_starts, dtype=np.int64))),
+        np.concatenate((hi[whole], np.array(chosen_ends, dtype=np.int64))),
+    )
+    # Words read never overlap: no two start at one place.
+    order = np.argsort(chosen[0])
+    return chosen[0][order], chosen[1][order]
+
+
+def _cluster_words(starts: list[int], ends: list[int]) -> list[tuple[int, int]]:
+    """The words `_segment` reads in one cluster of overlapping words (their starts and ends,
+    ordered by start, then end), as (start, end) pairs."""
+    # As in `_segment`, from the cluster's start (positions relative to it): the cost of the
+    # best reading up to each place, and the first offer of the least cost a word ending there
+    # makes (`by`: where it starts; -1: none); between places every letter is an unknown
+    # character, and one word is taken wherever its offer costs less.
+    lo = starts[0]
+    size = max(ends) - lo + 1
+    never = 3 * size
+    offered = [never] * size
+    by = [-1] * size
+    taken = [-1] * size
     last = cost = 0
-    at = 0
-    for place in places:
+    at, count = 0, len(starts)
+    for place in sorted({*starts, *ends}):
+        place -= lo
         cost += 3 * (place - last)
+        last = place
         if offered[place] < cost:
             cost = offered[place]
             taken[place] = by[place]
-        last = place
         offer = cost + 1
-        while at < len(found) and found[at][0] == place:
-            end = found[at][1]
+        while at < count and starts[at] - lo == place:
+            end = ends[at] - lo
             if offer < offered[end]:
                 offered[end] = offer
                 by[end] = place
             at += 1
-    # Back from the end: a word where one was taken, else unknown characters back to the last
-    # place a word was taken, glued from the right until the glued piece is a word of the
-    # vocabulary (as `_segment` glues them).
-    taken_at = sorted(taken)
-    pieces: list[str] = []
-    end = n
-    longest = max(map(len, vocabulary), default=0)
+    # Back from the cluster's end: a word where one was taken, else an unknown character.
+    words: list[tuple[int, int]] = []
+    end = last
     while end > 0:
-        if end in taken:
-            pieces.append(letters[taken[end] : end])
-            end = taken[end]
-            continue
-        before = bisect.bisect_left(taken_at, end) - 1
-        stop = taken_at[before] if before >= 0 else 0
-        while end > stop:
-            start = end - 1
-            while start > stop and letters[start:end] not in vocabulary:
-                if end - start > longest:
-                    start = stop
-                    break
-                start -= 1
-            pieces.append(letters[start:end])
+        start = taken[end]
+        if start >= 0:
+            words.append((start + lo, end + lo))
             end = start
-    return " ".join(reversed(pieces))
+        else:
+            end -= 1
+    return words
+
+
+@functools.lru_cache(maxsize=4)
+def _odd_words(vocabulary: frozenset[str]) -> tuple[tuple[str, ...], int]:
+    """The words of the vocabulary `_segment` never reads (one letter, or more than
+    `_LONGEST_SEGMENT`), and the length of the longest word."""
+    odd = tuple(sorted(word for word in vocabulary if not 2 <= len(word) <= _LONGEST_SEGMENT))
+    return odd, max(map(len, vocabulary), default=0)
+
+
+def _glue_cuts(letters: str, lo: int, hi: int, vocabulary: frozenset[str]) -> list[int]:
+    """Where `_segment` splits the unknown characters letters[lo:hi] it glues together: from
+    the right, a character joins the piece after it unless either is a word of the
+    vocabulary."""
+    odd, longest = _odd_words(vocabulary)
+    single = any(len(word) == 1 for word in odd)
+    cuts: list[int] = []
+    end = hi
+    while end > lo:
+        start = end - 1
+        while start > lo and letters[start:end] not in vocabulary:
+            if single and letters[start - 1] in vocabulary:
+                break
+            if not single and end - start > longest:
+                # The piece is longer than any word: it takes every character left.
+                start = lo
+                break
+            start -= 1
+        cuts.append(start)
+        end = start
+    return cuts
 
 
 def _unglue(run: str) -> str:
@@ -642,8 +900,8 @@ def _despaced(text: str, words: frozenset[str], *, prune: bool = True) -> _View 
 def _occurring(letters: str) -> set[str]:
     """The rule words and gate words that stand anywhere in `letters`: a superset of the
     words that segmenting them can write that any rule could use."""
-    found = _occurrences(letters, _SEGMENT_WORDS, distinct=True)
-    return {letters[start:end] for start, end in found}
+    starts, ends = _occurrences(letters, _SEGMENT_WORDS, distinct=True)
+    return {letters[start:end] for start, end in zip(starts.tolist(), ends.tolist(), strict=True)}
 
 
 def _despaced_with(text: str, words: frozenset[str], respace: Callable[[str], str]) -> _View | None:
@@ -662,11 +920,14 @@ def _despaced_with(text: str, words: frozenset[str], respace: Callable[[str], st
         # `shaped` lines up with " " + text; every run starts where it shows " x x x x" once
         # both kinds of separator read as a space.
         padded = " " + text
-        runs = (
-            _matches_where(_SPACED_RUN, padded, shaped.replace("_", " "), " x x x x")
-            if shape
-            else _SPACED_RUN.finditer(padded)
-        )
+        spaced_shape = shaped.replace("_", " ")
+        if not shape:
+            runs: Iterable[tuple[int, int]] = _spans(_SPACED_RUN.finditer(padded))
+        elif spaced_shape.count(" x x x x") >= _MANY_CANDIDATES:
+            # A long run, or many: the regex would take a step per letter of them.
+            runs = _spaced_runs(padded)
+        else:
+            runs = _spans(_matches_where(_SPACED_RUN, padded, spaced_shape, " x x x x"))
         view = _rewrite(padded, runs, respace)
     if view is not None:
         view = view[0][1:], [(max(0, lo - 1), hi - 1) for lo, hi in view[1]]
@@ -688,7 +949,7 @@ def _despaced_with(text: str, words: frozenset[str], respace: Callable[[str], st
         if shape
         else _GLUED_RUN.finditer(target)
     )
-    unglued = _rewrite(target, glues, _unglue)
+    unglued = _rewrite(target, _spans(glues), _unglue)
     if unglued is None:
         return view
     if view is None:

@@ -1060,6 +1060,99 @@ def test_segmenting_at_word_places_equals_segmenting_every_letter(
     }
 
 
+def _occurrences_reference(letters: str, words: frozenset[str]) -> list[tuple[int, int]]:
+    """`screening._occurrences` step by step: every piece of 2 to 16 letters looked up."""
+    return [
+        (start, end)
+        for start in range(len(letters))
+        for end in range(start + 2, min(len(letters), start + 16) + 1)
+        if letters[start:end] in words
+    ]
+
+
+# Rule words that overlap when glued ("systems" runs into the next "system", "ignore" holds
+# "no", "or" and "re"): long clusters of overlapping words that no one word covers.
+_OVERLAPPING_WORDS = ["system", "systems", "ignore", "noreply", "override", "rules", "sudo"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pieces=st.lists(
+        st.one_of(
+            st.sampled_from(_VOCABULARY_WORDS),
+            st.sampled_from(_OVERLAPPING_WORDS),
+            _OTHER_LETTERS,
+            st.integers(min_value=1, max_value=40).map(lambda n: "a" * n),
+            # the one rule word longer than `_segment` takes: it splits glued letters
+            st.sampled_from([w for w in _VOCABULARY_WORDS if len(w) > 16]),
+        ),
+        max_size=60,
+    ),
+    repeat=st.integers(min_value=1, max_value=8),
+)
+@example(pieces=["system"], repeat=80)  # one cluster of 480 letters
+@example(pieces=["abcdefghimnopqrstuy", "x"], repeat=3)
+def test_segmenting_clusters_equals_looking_up_every_piece(pieces: list[str], repeat: int) -> None:
+    # given letters where rule words overlap, stand alone, or are missing for long stretches
+    letters = "".join(pieces) * repeat
+
+    # then reading cluster by cluster gives the words the step-by-step definition gives, and
+    # the places words stand are every place a word stands
+    assert screening._segment_long(letters, screening._VOCABULARY) == _segment_reference(
+        letters, screening._VOCABULARY
+    )
+    for words in (screening._VOCABULARY, screening._SEGMENT_WORDS):
+        starts, ends = screening._occurrences(letters, words)
+        assert list(zip(starts.tolist(), ends.tolist(), strict=True)) == (
+            _occurrences_reference(letters, words)
+        )
+        starts, ends = screening._occurrences(letters, words, distinct=True)
+        found = [letters[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+        assert sorted(found) == sorted(
+            {letters[s:e] for s, e in _occurrences_reference(letters, words)}
+        )
+
+
+@settings(max_examples=300, deadline=None)
+@given(letters=st.text(alphabet="abc", max_size=120))
+def test_segmenting_with_one_letter_and_long_words_equals_looking_up_every_piece(
+    letters: str,
+) -> None:
+    # given a vocabulary with words `_segment` never reads (one letter; more than 16) that
+    # still split the unknown characters it glues, and words that overlap
+    vocabulary = frozenset(
+        ["a", "ab", "abc", "bca", "cab", "cc", "abcabcabcabcabcabc", "bbbbbbbbbbbbbbbbb"]
+    )
+
+    # then reading at word places gives the step-by-step words
+    assert screening._segment_long(letters, vocabulary) == _segment_reference(letters, vocabulary)
+
+
+# Texts of letters that share a 32-bit hash (`screening._word_hash`) and their first three
+# letters with a rule word: found by a birthday search over the other letters.
+_HASH_TWINS = [("inscrqmfbwcv", "instructions"), ("admznrncwruae", "administrator")]
+
+
+@pytest.mark.parametrize(("twin", "word"), _HASH_TWINS)
+def test_a_text_sharing_a_words_hash_neither_counts_as_it_nor_hides_it(
+    twin: str, word: str
+) -> None:
+    # given a text that shares the word's hash and first letters, before the word
+    assert screening._word_hash(twin) == screening._word_hash(word)
+    assert twin[:3] == word[:3]
+    assert len(twin) == len(word)
+    assert twin != word
+    letters = "x" + twin + word
+
+    # then the word is found where it stands, and the text is not taken for it
+    assert word in screening._occurring(letters)
+    assert screening._occurring("x" + twin).isdisjoint({word})
+    starts, ends = screening._occurrences(letters, screening._VOCABULARY)
+    spans = list(zip(starts.tolist(), ends.tolist(), strict=True))
+    assert (1 + len(twin), 1 + 2 * len(twin)) in spans
+    assert (1, 1 + len(twin)) not in spans
+
+
 def test_gate_words_a_segmented_run_may_write_are_all_looked_for() -> None:
     # a piece left glued counts for a gate only if `_occurring` can find it (or it is one
     # character, which the text holds as a word already)
@@ -1321,8 +1414,31 @@ def test_glued_runs_that_could_spell_a_word_are_never_skipped(
     text = "".join(pieces) * repeat
 
     # then where the cheap test says no run could spell a rule word, none does
-    rewritten = screening._rewrite(text, screening._GLUED_RUN.finditer(text), screening._unglue)
+    glued = (match.span() for match in screening._GLUED_RUN.finditer(text))
+    rewritten = screening._rewrite(text, glued, screening._unglue)
     assert screening._may_unglue(text) or rewritten is None
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    pieces=st.lists(
+        st.one_of(
+            st.text(alphabet="ab1 ._*-", min_size=1, max_size=12),
+            st.text(alphabet="ab1 ._*-x\"'(#Z", min_size=1, max_size=4),
+            st.sampled_from(["i g n o r e ", "s.y.s.t.e.m ", " a_b", "x y z ", " ab c d e"]),
+        ),
+        max_size=30,
+    ),
+    repeat=st.integers(min_value=1, max_value=40),
+)
+def test_spaced_runs_found_in_numpy_are_the_regex_matches(pieces: list[str], repeat: int) -> None:
+    # given texts with runs of every length, broken runs and other characters
+    text = " " + "".join(pieces) * repeat
+
+    # then the numpy passes find the runs the regex finds
+    assert screening._spaced_runs(text) == [
+        match.span() for match in screening._SPACED_RUN.finditer(text)
+    ]
 
 
 @settings(max_examples=300, deadline=None)
