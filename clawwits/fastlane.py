@@ -52,6 +52,7 @@ from apikeys.scopes import Principal, Scope, satisfies
 from clawwits import api, errors, lanes
 from clawwits.errors import ApiError, Code
 from clawwits.middleware import body_refusal
+from clawwits.negotiation import JsonOnly
 from gateway import views
 
 logger = logging.getLogger("clawwits.fastlane")
@@ -127,7 +128,8 @@ def _mismatch(own_path: str) -> str | None:
             != [authentication.ApiKeyAuthentication]
             or view.permission_classes != [HasScope]
             or view.throttle_classes
-            or len(view.renderer_classes) != 1
+            or list(view.renderer_classes) != [JSONRenderer]
+            or view.content_negotiation_class is not JsonOnly
             or view.initial is not api.ApiView.initial
             or view.finalize_response is not api.ApiView.finalize_response
             or view.dispatch is not api.ApiView.dispatch
