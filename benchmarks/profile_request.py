@@ -1,7 +1,7 @@
 """Where one gateway request spends its CPU: the full path in-process, profiled.
 
     scripts/services.py -- .venv/bin/python -m benchmarks.profile_request [--requests N]
-        [--stream] [--html out.html] [--cprofile] [--parts]
+        [--stream] [--html out.html] [--cprofile] [--parts] [--no-lane]
 
 Runs N chat requests through Django's WSGI handler (no HTTP server in between, so the figures
 are the gateway's own work: key auth, scope, rate limit, validation, screening, reserve,
@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 
 
 def main() -> int:
@@ -28,6 +29,9 @@ def main() -> int:
     parser.add_argument("--cprofile", action="store_true", help="CPU by package (cProfile)")
     parser.add_argument(
         "--parts", action="store_true", help="CPU of each step of the path, timed on its own"
+    )
+    parser.add_argument(
+        "--no-lane", action="store_true", help="through the whole stack (clawwits.fastlane off)"
     )
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres") or not os.environ.get(
@@ -88,6 +92,8 @@ routes = [ {{ provider = "fake", model = "fake-gpt" }} ]
     )
     # Call the WSGI application as gunicorn does (the test client adds its own overhead).
     application = WSGIHandler()
+    if args.no_lane:
+        application = _without_lane()
     payload = body.encode()
     environ_base = {
         "REQUEST_METHOD": "POST",
@@ -110,22 +116,35 @@ routes = [ {{ provider = "fake", model = "fake-gpt" }} ]
     def start_response(status: str, headers: list, exc_info: object = None) -> None:
         status_seen.append(status)
 
-    def one() -> None:
-        environ = dict(environ_base, **{"wsgi.input": io.BytesIO(payload)})
-        result = application(environ, start_response)
-        try:
-            b"".join(result)
-        finally:
-            result.close()
-        status = status_seen.pop()
-        assert status.startswith("200"), status
+    def through(app: WSGIHandler) -> Callable[[], None]:
+        def one() -> None:
+            environ = dict(environ_base, **{"wsgi.input": io.BytesIO(payload)})
+            result = app(environ, start_response)
+            try:
+                b"".join(result)
+            finally:
+                result.close()
+            status = status_seen.pop()
+            assert status.startswith("200"), status
+
+        return one
+
+    one = through(application)
 
     for _ in range(200):
         one()
     if args.cprofile:
         return _cpu_by_package(one, args.requests, fake)
     if args.parts:
-        return _cpu_by_part(one, args.requests, fake, key=key.plaintext, user=user, body=payload)
+        return _cpu_by_part(
+            one,
+            through(_without_lane()),
+            args.requests,
+            fake,
+            key=key.plaintext,
+            user=user,
+            body=payload,
+        )
     profiler = Profiler(interval=0.0005)
     cpu0, wall0 = time.thread_time(), time.perf_counter()
     profiler.start()
@@ -153,12 +172,24 @@ routes = [ {{ provider = "fake", model = "fake-gpt" }} ]
     return 0
 
 
-def _cpu_by_part(one, requests: int, fake, *, key: str, user, body: bytes) -> int:  # noqa: ANN001
+def _without_lane():  # noqa: ANN202 - WSGIHandler
+    """The WSGI application with MIDDLEWARE minus clawwits.fastlane: the whole stack and DRF."""
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test import override_settings
+
+    from clawwits import fastlane
+
+    with override_settings(MIDDLEWARE=list(fastlane.STACK)):
+        return WSGIHandler()
+
+
+def _cpu_by_part(one, one_stack, requests: int, fake, *, key: str, user, body: bytes) -> int:  # noqa: ANN001
     """Each step of the path run on its own, `requests` times, without a profiler's overhead.
 
     The steps are the ones the full request runs, on the same key, account, body and upstream;
     "the rest" is what the full request costs beyond their sum (Django's handler, middleware,
-    DRF's dispatch, building and sending the response).
+    DRF's dispatch, building and sending the response). The same request through the whole
+    stack (the fast lane off) is timed in the same run, right after, for the ratio.
     """
     import uuid
 
@@ -215,14 +246,30 @@ def _cpu_by_part(one, requests: int, fake, *, key: str, user, body: bytes) -> in
         ),
     }
     costs: dict[str, float] = {}
-    for name, step in [*parts.items(), ("relay.chat alone", relay_only), ("full request", one)]:
+    for name, step in [*parts.items(), ("relay.chat alone", relay_only)]:
         for _ in range(min(200, requests)):
             step()
         cpu0 = time.thread_time()
         for _ in range(requests):
             step()
         costs[name] = (time.thread_time() - cpu0) / requests * 1000
+    # The lane and the whole stack in alternating blocks: the tables grow and the machine's load
+    # drifts during a run, and both should see the same of it.
+    rounds = 8
+    spent = {"full request": 0.0, "full request, lane off": 0.0}
+    for _ in range(min(200, requests)):
+        one()
+        one_stack()
+    for _ in range(rounds):
+        for name, step in (("full request", one), ("full request, lane off", one_stack)):
+            cpu0 = time.thread_time()
+            for _ in range(requests // rounds):
+                step()
+            spent[name] += time.thread_time() - cpu0
+    for name, seconds in spent.items():
+        costs[name] = seconds / (requests // rounds * rounds) * 1000
     full = costs.pop("full request")
+    stack = costs.pop("full request, lane off")
     relay_alone = costs.pop("relay.chat alone")
     print(f"CPU ms per request, each step timed alone over {requests} runs:")
     for name, ms in costs.items():
@@ -232,6 +279,8 @@ def _cpu_by_part(one, requests: int, fake, *, key: str, user, body: bytes) -> in
     print(f"  {label:<44} {rest:7.3f}  {rest / full:6.1%}")
     print(f"  {'full request':<44} {full:7.3f}")
     print(f"  {'(relay.chat alone, no handler or DRF)':<44} {relay_alone:7.3f}")
+    label = "(full request, fast lane off: whole stack)"
+    print(f"  {label:<44} {stack:7.3f}  lane/stack = {full / stack:.3f} (interleaved)")
     print(
         "A step run alone in a loop runs warmer (caches, specialised bytecode) than inside the\n"
         "full path, so the parts are lower bounds and 'the rest' an upper bound."

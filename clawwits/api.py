@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 
+from django.http import HttpRequest
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
@@ -46,7 +47,13 @@ def limiter():  # noqa: ANN201 - RedisLimiter | LocalLimiter
     return _limiter
 
 
-def _check_rate(request: Request) -> object:
+def check_rate(request: HttpRequest | Request) -> object:
+    """Count this call against its account and key; set `request.ratelimit` to the decision.
+
+    Raises ApiError 429 (with the limit headers) over a limit and 503 when the limiter is down;
+    a stale cached key (guard changed) is re-read from the database and replaces
+    `request.user` / `request.auth`.
+    """
     from gateway import ratelimit
 
     principal: Principal = request.auth
@@ -77,11 +84,11 @@ def _check_rate(request: Request) -> object:
         raise ApiError(Code.SERVICE_UNAVAILABLE, "The account changed while it was checked.")
     request.ratelimit = decision
     if not decision.allowed:
-        raise rate_limited(decision.retry_after_ms, headers=_limit_headers(decision))
+        raise rate_limited(decision.retry_after_ms, headers=limit_headers(decision))
     return decision
 
 
-def _reauthenticate(request: Request) -> Principal:
+def _reauthenticate(request: HttpRequest | Request) -> Principal:
     from apikeys import services
     from apikeys.authentication import credential
 
@@ -90,7 +97,7 @@ def _reauthenticate(request: Request) -> Principal:
     return principal
 
 
-def _limit_headers(decision: object) -> dict[str, str]:
+def limit_headers(decision: object) -> dict[str, str]:
     from gateway import ratelimit
 
     return {
@@ -110,13 +117,13 @@ class ApiView(APIView):
 
     def initial(self, request: Request, *args: object, **kwargs: object) -> None:
         super().initial(request, *args, **kwargs)
-        _check_rate(request)
+        check_rate(request)
 
     def finalize_response(self, request: Request, response, *args: object, **kwargs: object):  # noqa: ANN001, ANN201
         response = super().finalize_response(request, response, *args, **kwargs)
         decision = getattr(request, "ratelimit", None)
         if decision is not None:
-            for name, value in _limit_headers(decision).items():
+            for name, value in limit_headers(decision).items():
                 response[name] = value
         return response
 

@@ -6,7 +6,8 @@ messages, the page language or the login rate limiter's handler. (CSRF and frame
 stock for everyone: `check --deploy` looks for them by name, and they cost little.) Each class
 below is the stock middleware, unchanged for every other request, that passes such a call
 straight on.
-They subclass the originals so Django's system checks still find them.
+They subclass the originals so Django's system checks still find them. (Keyed calls to the
+four AI routes mostly never get here: clawwits.fastlane, first in MIDDLEWARE, answers them.)
 
 Guarantee: the bypass depends only on the path and the credential headers; a request that
 also carries the session cookie but an API key is authenticated as the key (DRF tries the key

@@ -25,35 +25,35 @@ class ApiBodyLimitMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.path_info.startswith("/v1/"):
-            if not request.META.get("CONTENT_LENGTH") and "chunked" in (
-                request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
-            ):
-                # Django reads a body without Content-Length as empty; say why instead of
-                # answering "the body is empty" to a client that sent one.
-                return render(
-                    ApiError(
-                        Code.INVALID_REQUEST,
-                        "Chunked request bodies are not accepted; send a Content-Length.",
-                    ),
-                    path=request.path_info,
-                )
-            raw = request.META.get("CONTENT_LENGTH") or "0"
-            try:
-                length = int(raw)
-            except ValueError:
-                return render(
-                    ApiError(Code.INVALID_REQUEST, "Content-Length is not a number."),
-                    path=request.path_info,
-                )
-            if length > settings.API_MAX_BODY_BYTES:
-                return render(
-                    ApiError(
-                        Code.REQUEST_TOO_LARGE,
-                        f"The request body is larger than {settings.API_MAX_BODY_BYTES} bytes.",
-                    ),
-                    path=request.path_info,
-                )
+            error = body_refusal(request)
+            if error is not None:
+                return render(error, path=request.path_info)
         return self.get_response(request)
+
+
+def body_refusal(request: HttpRequest) -> ApiError | None:
+    """Why ApiBodyLimitMiddleware refuses this request's body unread; None when it does not."""
+    meta = request.META
+    if not meta.get("CONTENT_LENGTH") and "chunked" in (
+        meta.get("HTTP_TRANSFER_ENCODING", "").lower()
+    ):
+        # Django reads a body without Content-Length as empty; say why instead of answering
+        # "the body is empty" to a client that sent one.
+        return ApiError(
+            Code.INVALID_REQUEST,
+            "Chunked request bodies are not accepted; send a Content-Length.",
+        )
+    raw = meta.get("CONTENT_LENGTH") or "0"
+    try:
+        length = int(raw)
+    except ValueError:
+        return ApiError(Code.INVALID_REQUEST, "Content-Length is not a number.")
+    if length > settings.API_MAX_BODY_BYTES:
+        return ApiError(
+            Code.REQUEST_TOO_LARGE,
+            f"The request body is larger than {settings.API_MAX_BODY_BYTES} bytes.",
+        )
+    return None
 
 
 class ApiErrorMiddleware:

@@ -72,6 +72,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # clawwits.fastlane: an API-key call to the AI routes is answered here, by what the rest of
+    # this list and DRF would do for it; anything else goes on down the list unchanged.
+    "clawwits.fastlane.FastLaneMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "clawwits.middleware.ApiBodyLimitMiddleware",
