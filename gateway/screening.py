@@ -3433,6 +3433,8 @@ class _Tokens:
     # are a cue's first word or mix letters and digits start (positions in the text).
     codes: np.ndarray
     cued: np.ndarray
+    # The slice with every character but ASCII letters and digits as a space.
+    spelled: str
 
     @functools.cached_property
     def openers(self) -> np.ndarray:
@@ -3475,20 +3477,22 @@ class _Tokens:
         kept = np.isin(heads, np.array([head for _, head, _ in table.unsafe_hashes], np.uint32))
         return long[kept], heads[kept]
 
+    @functools.cached_property
+    def _head_words(self) -> list[tuple[int, str]]:
+        """(position in the text, word) of the few words `_heads` names: every word that starts
+        with an unsafe word is one of them."""
+        long, _ = self._heads
+        starts = (self.starts[long] - self.lo).tolist()
+        ends = self.ends[long].tolist()
+        return [
+            (start + self.lo, self.spelled[start:end])
+            for start, end in zip(starts, ends, strict=True)
+        ]
+
     def starting_with(self, word: str) -> list[int]:
         """Where words that start with `word` (one of `_TokenTable.unsafe`) start (positions in
         the text)."""
-        import numpy as np
-
-        length = _token_table().unsafe_prefix
-        long, heads = self._heads
-        # The few words that start like `word`, then those as long as it, then its hash.
-        found = long[heads == np.uint32(_word_hash(word[:length]))]
-        at = self.starts[found] - self.lo
-        at = at[self.ends[found] - at >= len(word)]
-        _, inverse = _powers(len(self.prefix))
-        hashes = (self.prefix[at + len(word)] - self.prefix[at]) * inverse[at]
-        return (at[hashes == np.uint32(_word_hash(word))] + self.lo).tolist()
+        return [at for at, spelled in self._head_words if spelled.startswith(word)]
 
     @staticmethod
     def of(text: str, lo: int, hi: int) -> _Tokens:
@@ -3565,6 +3569,7 @@ class _Tokens:
             lo=lo,
             codes=raw,
             cued=starts[cued] + lo,
+            spelled=spaced,
         )
 
 
@@ -3748,11 +3753,55 @@ def _places_near(
             for lo, hi in windows:
                 first = bisect.bisect_left(starts, lo)
                 last = bisect.bisect_left(starts, hi, first)
-                places.extend((at, word) for at in starts[first:last])
+                if first < last:
+                    places.extend((at, word) for at in starts[first:last])
+        return places
+    if sum(hi - lo for lo, hi in windows) <= _FEW_WINDOW_CHARACTERS:
+        # A few hundred characters near a change hold fewer words than there are lead words
+        # to find in them one by one.
+        found = [_window_places(view_text, looked, lo, hi) for lo, hi in windows]
+        for word in looked:
+            for in_window in found:
+                if word in in_window:
+                    places.extend((at, word) for at in in_window[word])
         return places
     for word in looked:
         for lo, hi in windows:
             places.extend((at, word) for at in _word_places(view_text, word, lo, hi))
+    return places
+
+
+# Characters of windows up to which `_places_near` reads their words once instead of finding
+# each lead word in them.
+_FEW_WINDOW_CHARACTERS = 4096
+_TEXT_WORD = re.compile("(?<![a-z0-9])[a-z0-9]+")
+
+
+def _window_places(text: str, words: Iterable[str], lo: int, hi: int) -> dict[str, list[int]]:
+    """Per word of `words` (lead words) that stands in [lo, hi): where, in order, as
+    `_word_places(text, word, lo, hi)` finds it (tests compare them), from one pass over the
+    window's words."""
+    unsafe = _token_table().unsafe
+    wanted = frozenset(words)
+    whole = wanted - unsafe
+    prefixes = tuple(sorted(wanted & unsafe))
+    places: dict[str, list[int]] = {}
+    for match in _TEXT_WORD.finditer(text, lo):
+        at = match.start()
+        if at >= hi:
+            break
+        token = match.group()
+        if token in whole:
+            found = [token]
+        elif prefixes and token.startswith(prefixes):
+            found = []
+        else:
+            continue
+        if prefixes and token.startswith(prefixes):
+            found.extend(word for word in prefixes if token.startswith(word))
+        for word in found:
+            if word not in _PAIR_WORDS or (word, _next_word(text, at + len(word))) in _LEAD_PAIRS:
+                places.setdefault(word, []).append(at)
     return places
 
 
