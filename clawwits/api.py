@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseBase
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
@@ -97,6 +97,14 @@ def _reauthenticate(request: HttpRequest | Request) -> Principal:
     return principal
 
 
+def add_limit_headers(request: HttpRequest | Request, response: HttpResponseBase) -> None:
+    """The x-ratelimit-* headers of the decision `check_rate` made, when it made one."""
+    decision = getattr(request, "ratelimit", None)
+    if decision is not None:
+        for name, value in limit_headers(decision).items():
+            response[name] = value
+
+
 def limit_headers(decision: object) -> dict[str, str]:
     from gateway import ratelimit
 
@@ -121,10 +129,7 @@ class ApiView(APIView):
 
     def finalize_response(self, request: Request, response, *args: object, **kwargs: object):  # noqa: ANN001, ANN201
         response = super().finalize_response(request, response, *args, **kwargs)
-        decision = getattr(request, "ratelimit", None)
-        if decision is not None:
-            for name, value in limit_headers(decision).items():
-                response[name] = value
+        add_limit_headers(request, response)
         return response
 
 

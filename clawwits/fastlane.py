@@ -210,10 +210,7 @@ class FastLaneMiddleware:
         except Exception as exc:  # noqa: BLE001 - DRF's dispatch hands every one to the handler
             response = errors.exception_handler(exc, {"request": request})
         response["Allow"] = lane.allow
-        decision = getattr(request, "ratelimit", None)
-        if decision is not None:
-            for name, value in api.limit_headers(decision).items():
-                response[name] = value
+        api.add_limit_headers(request, response)
         for finish in self.finish:
             response = finish(request, response)
         return response

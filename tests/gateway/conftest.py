@@ -132,3 +132,24 @@ def claude(live_server, account) -> anthropic.Anthropic:
     return anthropic.Anthropic(
         base_url=live_server.url, api_key=account.key, max_retries=0, timeout=20
     )
+
+
+@pytest.fixture
+def redis_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rate limiter pointed at a closed port: every /v1 call meets Redis unreachable."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from clawwits import api
+    from gateway import ratelimit
+
+    # The same fail-fast timeouts and retry policy as clawwits/redisclient.py.
+    unreachable = redis.Redis(
+        host="127.0.0.1",
+        port=closed_port(),
+        socket_connect_timeout=0.5,
+        socket_timeout=0.5,
+        retry=Retry(NoBackoff(), 1),
+    )
+    monkeypatch.setattr(api, "_limiter", ratelimit.RedisLimiter(unreachable))

@@ -299,36 +299,13 @@ def test_every_route_failing_is_the_same_502_through_the_lane(
     assert seen.status == 502
 
 
-def test_redis_down_is_the_same_503_through_the_lane(
-    served, catalogue, account, monkeypatch, redis_down_limiter
-):
-    monkeypatch.setattr(fastlane.api, "_limiter", redis_down_limiter)
-
+def test_redis_down_is_the_same_503_through_the_lane(served, catalogue, account, redis_down):
     for path, body in [
         ("/v1/chat/completions", {"model": "gpt-fake", "messages": HI}),
         ("/v1/messages", {"model": "claude-fake", "max_tokens": 5, "messages": HI}),
     ]:
         seen = _through_both(served, "POST", path, body, lean_headers=_bearer(account.key))
         assert seen.status == 503
-
-
-@pytest.fixture
-def redis_down_limiter():  # noqa: ANN201
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    from gateway import ratelimit
-    from tests.fakes.upstream import closed_port
-
-    unreachable = redis.Redis(
-        host="127.0.0.1",
-        port=closed_port(),
-        socket_connect_timeout=0.5,
-        socket_timeout=0.5,
-        retry=Retry(NoBackoff(), 1),
-    )
-    return ratelimit.RedisLimiter(unreachable)
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])

@@ -13,11 +13,8 @@ import math
 import re
 
 import pytest
-import redis
 import requests
 from django.test import Client
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import Tier, User
@@ -274,23 +271,6 @@ def test_429_carries_the_wait_three_ways_and_nothing_is_reserved_or_sent(
 
 
 # --- Redis down: a JSON 503, nothing reserved ---------------------------------------------------
-
-
-@pytest.fixture
-def redis_down(monkeypatch):  # noqa: ANN201
-    from clawwits import api
-    from gateway import ratelimit
-    from tests.fakes.upstream import closed_port
-
-    # The same fail-fast timeouts and retry policy as clawwits/redisclient.py.
-    unreachable = redis.Redis(
-        host="127.0.0.1",
-        port=closed_port(),
-        socket_connect_timeout=0.5,
-        socket_timeout=0.5,
-        retry=Retry(NoBackoff(), 1),
-    )
-    monkeypatch.setattr(api, "_limiter", ratelimit.RedisLimiter(unreachable))
 
 
 @pytest.mark.parametrize(
