@@ -289,9 +289,10 @@ class Stack:
 
 
 @contextlib.contextmanager
-def services() -> Iterator[tuple[str, str]]:
+def services(*, sockets: bool = True) -> Iterator[tuple[str, str]]:
     """DATABASE_URL and REDIS_URL from the environment, or throwaway servers started with
-    scripts/services.py's context managers (and stopped on exit)."""
+    scripts/services.py's context managers (and stopped on exit), reached over their unix
+    sockets as a single-host deployment would (`sockets`), else over 127.0.0.1 TCP."""
     import importlib.util
 
     database_url = os.environ.get("DATABASE_URL", "")
@@ -306,9 +307,15 @@ def services() -> Iterator[tuple[str, str]]:
             svc = stack.enter_context(tempfile.TemporaryDirectory(prefix="clawwits-bench-svc-"))
             os.chmod(svc, 0o755)
             if not database_url:
-                database_url = stack.enter_context(module.postgres(os.path.join(svc, "p")))
+                pg_dir = os.path.join(svc, "p")
+                database_url = stack.enter_context(module.postgres(pg_dir))
+                if sockets:
+                    database_url = module.postgres_socket_url(database_url, pg_dir)
             if not redis_url:
-                redis_url = stack.enter_context(module.redis(os.path.join(svc, "r")))
+                redis_dir = os.path.join(svc, "r")
+                redis_url = stack.enter_context(module.redis(redis_dir))
+                if sockets:
+                    redis_url = module.redis_socket_url(redis_dir)
         if not database_url.startswith("postgres"):
             raise RuntimeError("DATABASE_URL must be PostgreSQL for the benchmark")
         yield database_url, redis_url

@@ -2,13 +2,15 @@
 
     scripts/services.py -- .venv/bin/python -m benchmarks.run [--quick] [--only SCENARIO ...]
         [--worker-class gthread|gevent|sync] [--workers N] [--threads N] [--connections N]
-        [--db-pool N] [--seconds S] [--warmup S]
+        [--db-pool N] [--tcp] [--seconds S] [--warmup S]
 
 Without DATABASE_URL / REDIS_URL it starts throwaway PostgreSQL and Redis itself (with
-scripts/services.py's context managers). It migrates, creates a bench account (enterprise tier,
-a custom limit the limiter never reaches, 10**15 Wits, a key), loads providers pointing at three
-fake upstreams (instant; 200 ms before headers; 200 ms + 16 tokens x 10 ms), starts the gateway
-under gunicorn with deploy/gunicorn.conf.py and production-like settings, and measures:
+scripts/services.py's context managers) and reaches them over their unix sockets, as gateway
+workers on the database's host would (`--tcp`: over 127.0.0.1). It migrates, creates a bench
+account (enterprise tier, a custom limit the limiter never reaches, 10**15 Wits, a key), loads
+providers pointing at three fake upstreams (instant; 200 ms before headers; 200 ms + 16 tokens
+x 10 ms), starts the gateway under gunicorn with deploy/gunicorn.conf.py and production-like
+settings, and measures:
 
     chat, chat-stream, messages, messages-stream, embeddings   wrk at each --concurrency
     chat-slow      chat against the 200 ms upstream at c=200
@@ -39,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -564,6 +567,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--db-pool", type=int, help="psycopg pool size per worker (0 = off; default 16 on gevent)"
     )
+    parser.add_argument(
+        "--tcp",
+        action="store_true",
+        help="reach the throwaway PostgreSQL and Redis over 127.0.0.1 TCP, not unix sockets",
+    )
     parser.add_argument("--seconds", type=float, help="per measured run (default 10, quick 2)")
     parser.add_argument("--warmup", type=float, help="before each run (default 2, quick 1)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
@@ -602,6 +610,13 @@ def _raise_fd_limit() -> None:
     if soft < want:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def _transport(database_url: str, redis_url: str) -> str:
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(database_url).query)
+    pg = "unix socket" if query.get("host", [""])[-1].startswith("/") else "TCP"
+    redis = "unix socket" if redis_url.startswith("unix:") else "TCP"
+    return f"PostgreSQL over {pg}, Redis over {redis}"
 
 
 def _plan(only: list[str] | None) -> list[str]:
@@ -653,9 +668,11 @@ def main(argv: list[str] | None = None) -> int:
     log(f"serving {meta['serving']}; {settings.seconds:g} s runs; logs in {log_dir}")
     with (
         tempfile.TemporaryDirectory(prefix="clawwits-bench-") as work,
-        _stack.services() as (database_url, redis_url),
+        _stack.services(sockets=not args.tcp) as (database_url, redis_url),
         _stack.Stack(log_dir=log_dir) as stack,
     ):
+        meta["services"] = _transport(database_url, redis_url)
+        log(meta["services"])
         env = _stack.base_env(
             database_url=database_url, redis_url=redis_url, var_dir=Path(work) / "var"
         )
@@ -695,7 +712,7 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"ClawWits benchmark {meta['started']}: {meta['cpus']} CPUs, serving "
         f"{meta['serving']}, {settings.seconds:g} s runs after {settings.warmup:g} s warm-up, "
-        f"took {elapsed:.0f} s"
+        f"{meta['services']}, took {elapsed:.0f} s"
     )
     print(header)
     print()

@@ -106,3 +106,19 @@ def parse_database_url(url: str) -> DatabaseConfig:
             options=options,
         )
     raise ConfigError(f"DATABASE_URL scheme {scheme!r} is not supported (postgres or sqlite)")
+
+
+def celery_broker_url(redis_url: str) -> str:
+    """The Celery broker URL for `REDIS_URL`: the same Redis, spelled as kombu wants it.
+
+    redis-py (cache, rate limits) reads `unix:///path/redis.sock?db=N`; kombu names the same
+    socket `redis+socket:///path/redis.sock?virtual_host=N`. Other URLs are passed through."""
+    parts = urlsplit(redis_url)
+    if parts.scheme.lower() != "unix":
+        return redis_url
+    query = [
+        ("virtual_host" if key == "db" else key, values[-1])
+        for key, values in sorted(parse_qs(parts.query).items())
+    ]
+    suffix = "?" + "&".join(f"{key}={value}" for key, value in query) if query else ""
+    return f"redis+socket://{parts.netloc}{parts.path}{suffix}"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from clawwits.env import (
     ConfigError,
+    celery_broker_url,
     env_bool,
     env_float,
     env_int,
@@ -189,7 +190,7 @@ else:
     # are silenced only here; with REDIS_URL set they run and would fail loudly.
     SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_BROKER_URL = celery_broker_url(REDIS_URL) if REDIS_URL else "memory://"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True

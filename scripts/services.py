@@ -7,6 +7,9 @@ When DATABASE_URL / REDIS_URL are unset, starts PostgreSQL 15 (as the `postgres`
 as root) and Redis on free 127.0.0.1 ports in a temporary directory, exports the URLs to
 COMMAND, and stops both when COMMAND ends, whatever way it ends. Exits with COMMAND's status.
 Configured URLs are used as they are and nothing is started for them.
+
+Both also listen on unix sockets in that directory: DATABASE_SOCKET_URL and REDIS_SOCKET_URL
+name them (for the servers started here only), the forms a single-host deployment would use.
 """
 
 from __future__ import annotations
@@ -145,6 +148,17 @@ def postgres(workdir: str) -> Iterator[str]:
         )
 
 
+def postgres_socket_url(url: str, workdir: str) -> str:
+    """The unix-socket form of `postgres()`'s URL (its socket is in `workdir`)."""
+    port = url.rsplit(":", 1)[1].split("/", 1)[0]
+    return f"postgres://clawwits@/clawwits?host={workdir}&port={port}"
+
+
+def redis_socket_url(workdir: str) -> str:
+    """The unix-socket form of `redis()`'s URL (its socket is in `workdir`)."""
+    return f"unix://{os.path.join(workdir, 'redis.sock')}?db=0"
+
+
 @contextlib.contextmanager
 def redis(workdir: str) -> Iterator[str]:
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -166,6 +180,10 @@ def redis(workdir: str) -> Iterator[str]:
             "no",
             "--dir",
             workdir,
+            "--unixsocket",
+            os.path.join(workdir, "redis.sock"),
+            "--unixsocketperm",
+            "700",
             "--daemonize",
             "no",
             "--loglevel",
@@ -196,9 +214,13 @@ def main(argv: list[str]) -> int:
         workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="clawwits-svc-"))
         os.chmod(workdir, 0o755)
         if not env.get("DATABASE_URL"):
-            env["DATABASE_URL"] = stack.enter_context(postgres(os.path.join(workdir, "p")))
+            pg_dir = os.path.join(workdir, "p")
+            env["DATABASE_URL"] = stack.enter_context(postgres(pg_dir))
+            env["DATABASE_SOCKET_URL"] = postgres_socket_url(env["DATABASE_URL"], pg_dir)
         if not env.get("REDIS_URL"):
-            env["REDIS_URL"] = stack.enter_context(redis(os.path.join(workdir, "r")))
+            redis_dir = os.path.join(workdir, "r")
+            env["REDIS_URL"] = stack.enter_context(redis(redis_dir))
+            env["REDIS_SOCKET_URL"] = redis_socket_url(redis_dir)
         child = subprocess.Popen(command, env=env)
         # Forward Ctrl-C / TERM so the child can clean up, then we stop the services.
         for sig in (signal.SIGINT, signal.SIGTERM):

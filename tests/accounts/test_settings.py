@@ -205,6 +205,15 @@ def test_env_list_splits_on_commas_and_drops_blanks(monkeypatch):
             ),
         ),
         (
+            "postgres://cw@/clawwits?host=/run/postgresql&port=5433",
+            DatabaseConfig(
+                engine="django.db.backends.postgresql",
+                name="clawwits",
+                user="cw",
+                options=(("host", "/run/postgresql"), ("port", "5433")),
+            ),
+        ),
+        (
             "postgresql://localhost/cw",
             DatabaseConfig(engine="django.db.backends.postgresql", name="cw", host="localhost"),
         ),
@@ -236,6 +245,60 @@ def test_parse_database_url_refuses_bad_urls(url, message):
         env.parse_database_url(url)
 
     assert str(error.value) == message
+
+
+@pytest.mark.parametrize(
+    ("redis_url", "broker_url"),
+    [
+        ("redis://cache.internal:6379/0", "redis://cache.internal:6379/0"),
+        ("rediss://:pw@cache.internal:6380/1", "rediss://:pw@cache.internal:6380/1"),
+        ("unix:///run/redis/redis.sock", "redis+socket:///run/redis/redis.sock"),
+        (
+            "unix:///run/redis/redis.sock?db=2",
+            "redis+socket:///run/redis/redis.sock?virtual_host=2",
+        ),
+        (
+            "unix://:s3cret@/run/redis/redis.sock?db=1",
+            "redis+socket://:s3cret@/run/redis/redis.sock?virtual_host=1",
+        ),
+    ],
+)
+def test_celery_broker_url_names_a_redis_unix_socket_as_kombu_does(redis_url, broker_url):
+    assert env.celery_broker_url(redis_url) == broker_url
+
+
+def test_the_gateway_reaches_postgres_redis_and_the_broker_over_unix_sockets():
+    # Given the URLs a single-host deployment uses (scripts/services.py's servers listen on
+    # unix sockets too and name them)
+    if "DATABASE_SOCKET_URL" not in os.environ or "REDIS_SOCKET_URL" not in os.environ:
+        pytest.skip("DATABASE_URL / REDIS_URL were configured outside scripts/services.py")
+    socket_env = {
+        "DATABASE_URL": os.environ["DATABASE_SOCKET_URL"],
+        "REDIS_URL": os.environ["REDIS_SOCKET_URL"],
+    }
+    # When the ORM, the rate limiter's Redis client, the cache and Celery's broker connect
+    check = (
+        "from django.db import connection; from django.core.cache import cache; "
+        "from clawwits import redisclient; from clawwits.celery import app; "
+        "from django.test import Client; "
+        "cursor = connection.cursor(); cursor.execute('SELECT 1'); "
+        "cache.set('unix-socket-check', 'yes', 5); "
+        "broker = app.connection_for_write(); broker.ensure_connection(max_retries=1); "
+        "client = Client(HTTP_HOST='127.0.0.1'); "
+        "print(connection.settings_dict['OPTIONS']['host'], cursor.fetchone()[0], "
+        "redisclient.ping(), cache.get('unix-socket-check'), "
+        "broker.default_channel.client.connection_pool.connection_kwargs.get('path'), "
+        "client.get('/readyz', secure=True).status_code); broker.release()"
+    )
+    result = _manage("shell", "--verbosity=0", "-c", check, **socket_env)
+
+    # Then every one of them answers through the socket
+    socket_dir = socket_env["DATABASE_URL"].split("host=", 1)[1].split("&", 1)[0]
+    redis_socket = socket_env["REDIS_URL"].removeprefix("unix://").split("?", 1)[0]
+    assert (result.returncode, result.stdout.split()) == (
+        0,
+        [socket_dir, "1", "True", "yes", redis_socket, "200"],
+    ), result.stderr
 
 
 @pytest.mark.parametrize(("value", "threshold"), [(None, "5"), ("1", "5"), ("0", "None")])
