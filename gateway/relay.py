@@ -613,10 +613,10 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     return (vectors / norms).astype(np.float32)
 
 
-def _decode_vector(item: object) -> list[float]:
+def _decode_vector(item: object) -> np.ndarray | list[float]:
     if isinstance(item, str):
         raw = base64.b64decode(item, validate=True)
-        return np.frombuffer(raw, dtype="<f4").tolist()
+        return np.frombuffer(raw, dtype="<f4")
     if isinstance(item, list):
         return item
     raise UpstreamError(upstream.MALFORMED, "the provider returned an unknown vector encoding")
@@ -629,10 +629,12 @@ def _embed_once(route: RouteInfo, call: EmbedCall) -> tuple[np.ndarray, int | No
     if route.provider.kind != "openai":
         raise UpstreamError(upstream.STATUS, "this provider serves no embeddings", status=404)
     url, headers = openai_provider.embeddings_endpoint(route.provider)
+    # base64 (what OpenAI's SDKs ask for by default): 4 bytes a float to decode instead of a
+    # float's JSON text to parse; a provider that answers float lists anyway is read as well.
     body = {
         "model": route.upstream_model,
         "input": list(call.inputs),
-        "encoding_format": "float",
+        "encoding_format": "base64",
         "dimensions": EMBEDDING_DIMENSIONS,
     }
     resp = upstream.post_json(

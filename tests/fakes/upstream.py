@@ -47,7 +47,8 @@ Token accounting (deterministic, so tests can compute exact bills):
   other chunk has ``"usage": null``.
 - Embeddings: one vector per input of ``dimensions`` (default 1536) float32 values seeded from
   the input text, scaled to L2 norm ``EMBEDDING_NORM`` (3.0, deliberately not 1);
-  ``encoding_format: "base64"`` sends the same float32 values little-endian.
+  ``encoding_format: "base64"`` sends the same float32 values little-endian (unless the
+  ``float_embeddings`` fault plays a provider that ignores the parameter).
   ``usage.prompt_tokens`` = words across string inputs (a token-id list counts its length).
 
 Knobs (constructor keywords, CLI flags, ``configure(...)`` at run time): ``delay_s`` before
@@ -134,9 +135,10 @@ class Fault(StrEnum):
     NO_USAGE = "no_usage"  # usage omitted everywhere, streams included
     OVER_REPORT_USAGE = "over_report_usage"  # output tokens reported as 1000 + 10 * limit
     CLOSE_BEFORE_HEADERS = "close_before_headers"  # read the request, close without a byte
+    FLOAT_EMBEDDINGS = "float_embeddings"  # embeddings as float lists whatever encoding_format
 
 
-_RENDER_FAULTS = frozenset({Fault.NO_USAGE, Fault.OVER_REPORT_USAGE})
+_RENDER_FAULTS = frozenset({Fault.NO_USAGE, Fault.OVER_REPORT_USAGE, Fault.FLOAT_EMBEDDINGS})
 
 
 @dataclass(frozen=True)
@@ -1213,7 +1215,7 @@ def _embeddings(
     dimensions = body.get("dimensions")
     if not _is_int(dimensions) or dimensions < 1:
         dimensions = DEFAULT_EMBEDDING_DIMENSIONS
-    as_base64 = body.get("encoding_format") == "base64"
+    as_base64 = body.get("encoding_format") == "base64" and fault is not Fault.FLOAT_EMBEDDINGS
     data = []
     tokens = 0
     for index, (text, count) in enumerate(_embedding_inputs(body["input"])):

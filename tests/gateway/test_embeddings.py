@@ -7,7 +7,7 @@ import base64
 import numpy as np
 import pytest
 
-from tests.fakes.upstream import embedding_vector
+from tests.fakes.upstream import Fault, embedding_vector
 from wits import ledger
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -29,7 +29,31 @@ def test_upstream_vectors_are_cut_to_1024_and_normalised(oai, account, catalogue
     sent = fake.requests[-1].body
     assert sent["dimensions"] == 1024
     assert sent["input"] == ["one two three", "four five"]
+    assert sent["encoding_format"] == "base64"
     assert ledger.balance(user_id=account.user.id) == ledger.Balance(1_000_000 - 5, 0, 5)
+
+
+def test_a_provider_answering_float_lists_to_base64_gives_the_same_vectors(
+    oai, account, catalogue, fake
+):
+    # Given the vectors of a provider that honours encoding_format=base64
+    inputs = ["one two three", "four five"]
+    honoured = oai.embeddings.create(model=catalogue.embed, input=inputs, encoding_format="float")
+
+    # When the provider ignores it and sends float lists
+    fake.set_fault(Fault.FLOAT_EMBEDDINGS)
+    try:
+        ignored = oai.embeddings.create(
+            model=catalogue.embed, input=inputs, encoding_format="float"
+        )
+    finally:
+        fake.set_fault(None)
+
+    # Then the client gets the very same floats and is billed the same
+    assert fake.requests[-1].body["encoding_format"] == "base64"
+    assert isinstance(fake.requests[-1].body["input"], list)
+    assert [d.embedding for d in ignored.data] == [d.embedding for d in honoured.data]
+    assert ledger.balance(user_id=account.user.id) == ledger.Balance(1_000_000 - 10, 0, 10)
 
 
 def test_base64_is_what_the_sdk_asks_for_by_default(oai, catalogue):
