@@ -166,6 +166,8 @@ def _pathological(runs: int) -> list[str]:
         # one spaced run of 16K letters, read whole: a rule word at every sixth letter
         '"s y s t e m " repeated (one long spaced run)': "s y s t e m ",
         '"bo qua " repeated': "bo qua ",
+        # a word rule bodies may repeat ("your developer ... system prompt"): a check per word
+        '"developer " repeated': "developer ",
     }
     print()
     print(f"Pathological {SIZE // 1024} KB inputs, {runs} runs each (ms)")

@@ -39,7 +39,10 @@ Guarantees:
   from the pattern). A mark is not matched again. The gates never change a verdict (the
   tests compare against ungated matching). A match is a match of the pattern on the whole
   text; patterns are matched as laid out by `_optimized` (same matches).
-- Cost: every repetition of a group in a rule is bounded (`_gap`, `_any`: so many words); the
+- Cost: every repetition of a group in a rule body is bounded (`_gap`, `_any`: so many words;
+  runs of adjectives or adverbs at most 8: unbounded, each check where a repeated one stands
+  read on to the end of the text, and 32 KB of "developer " took minutes; a test parses every
+  body for this); framing patterns are searched in bounded windows only. The
   unbounded repetitions are of one character class each (`[^ ]+`, `[a-z0-9_]*`, `-{2,}`, `=+`),
   so a match has no bound on its length, and nothing relies on one (`_LONGEST` only says how
   far before a view's change its matches are looked for). Admin regexes that nest unbounded
@@ -1859,7 +1862,7 @@ _EN_RULES: tuple[Rule, ...] = (
             r"(?: (?:written|said|stated|mentioned|given|provided|listed))? (?:above|before this|"
             r"before now|prior to this|up to (?:this|now)|until now|so far)",
             r"(?: of)? the above(?: text| content| prompt| message| instructions)?"
-            r"(?:,| and| then)(?: instead| just| now| simply)* (?:say|print|output|tell|reveal|"
+            r"(?:,| and| then)(?: instead| just| now| simply){0,8} (?:say|print|output|tell|reveal|"
             r"write|respond|reply|answer|repeat|show|list|give|translate|return|type)",
         )
         + _END,
@@ -1881,7 +1884,7 @@ _EN_RULES: tuple[Rule, ...] = (
         "en.ignore_previous",
         _EN_IGNORE,
         r" the above(?: text| content| prompt| message| instructions)?(?:,| and| then)"
-        r"(?: instead| just| now| simply)* (?:say|print|output|tell|reveal|write|respond|reply|"
+        r"(?: instead| just| now| simply){0,8} (?:say|print|output|tell|reveal|write|respond|reply|"
         r"answer|repeat|show|list|give|translate|return|type|echo)" + _END,
         unless_before=_EN_GUARD,
         requires=("above",),
@@ -1893,7 +1896,7 @@ _EN_RULES: tuple[Rule, ...] = (
         "your content policy|your safety guidelines|your instructions|your programming",
         r"(?: above| below| you (?:were|have been) given| given to you)?"
         r" (?:have|has|are|is|were|was|will)(?: now| hereby| been| officially| temporarily| all|"
-        r" just| be)* (?:revoked|rescinded|cancel(?:l)?ed|void|voided|nullified|null|invalid|"
+        r" just| be){0,8} (?:revoked|rescinded|cancel(?:l)?ed|void|voided|nullified|null|invalid|"
         r"invalidated|overridden|overruled|fake|bogus|deactivated|no longer (?:valid|apply|"
         r"applicable|in effect|active|binding|relevant))" + _END,
         unless_before=_EN_GUARD,
@@ -1913,7 +1916,7 @@ _EN_RULES: tuple[Rule, ...] = (
     _rule(
         "en.reveal_prompt",
         "your|ur",
-        rf" {_EN_PROMPT_ADJ}*{_EN_PROMPT_NOUN}{_END}{_EN_PROMPT_TAIL}",
+        rf" {_EN_PROMPT_ADJ}{{0,8}}{_EN_PROMPT_NOUN}{_END}{_EN_PROMPT_TAIL}",
         needs_before=rf"\b(?:{_EN_REVEAL_VERB}){_gap(5)} $",
         unless_before=_EN_GUARD,
         requires=(
@@ -1929,7 +1932,7 @@ _EN_RULES: tuple[Rule, ...] = (
         "en.reveal_prompt",
         "hidden|secret|initial|original|confidential|internal|developer|underlying|private|"
         "starting",
-        rf" {_EN_HIDDEN_ADJ}*{_EN_PROMPT_ADJ}*{_EN_PROMPT_NOUN}{_END}",
+        rf" {_EN_HIDDEN_ADJ}{{0,8}}{_EN_PROMPT_ADJ}{{0,8}}{_EN_PROMPT_NOUN}{_END}",
         needs_before=rf"\b(?:{_EN_REVEAL_VERB}){_gap(5)} the {_EN_HIDDEN_ADJ}*$",
         unless_before=_EN_GUARD,
         requires=(_EN_REVEAL_WORDS,),
@@ -2236,7 +2239,7 @@ _EN_RULES: tuple[Rule, ...] = (
         r"(?: [a-z]+){0,2}? "
         + _EN_RESTRICTION_NOUN
         + r" (?:are|is|have been|has been|were|was)(?: now| hereby| temporarily| officially|"
-        r" all| completely| fully| been)* (?:off|disabled|lifted|removed|deactivated|suspended|"
+        r" all| completely| fully| been){0,8} (?:off|disabled|lifted|removed|deactivated|suspended|"
         r"gone|turned off|void|null|revoked|waived|overridden|no longer (?:apply|applies|active|"
         r"in effect|valid|exist|matter))" + _END,
         requires=(
@@ -2594,9 +2597,9 @@ _VI_RULES: tuple[Rule, ...] = (
         + _alt(
             r"(?: (?:cac|nhung))? (?:moi|tat ca|toan bo|het|het thay|het tat ca)"
             rf"(?: (?:cac|nhung|nhung cai|cai))? {_alt(_VI_NOUN_A)}{_END}",
-            r"(?: (?:cac|nhung|mot so|cai|nhung cai|toan bo|tat ca|moi|het))*"
+            r"(?: (?:cac|nhung|mot so|cai|nhung cai|toan bo|tat ca|moi|het)){0,8}"
             rf" {_alt(_VI_NOUN_B)}(?: [a-z]+){{0,3}}? {_VI_QUAL}{_END}",
-            r"(?: (?:cac|nhung|moi|tat ca|toan bo|het))* yeu cau(?: [a-z]+){0,3}? "
+            r"(?: (?:cac|nhung|moi|tat ca|toan bo|het)){0,8} yeu cau(?: [a-z]+){0,3}? "
             r"(?:cua (?:nha phat trien|lap trinh vien|he thong|openai|anthropic|nguoi dung)|"
             r"he thong|ban dau)" + _END,
             r"(?: di| het| sach)?(?: (?:moi thu|tat ca|het|nhung gi|nhung dieu|moi dieu|moi))"
@@ -2613,7 +2616,7 @@ _VI_RULES: tuple[Rule, ...] = (
         "vi.instructions_revoked",
         "huong dan|chi dan|chi thi|prompt|system prompt|lenh|cac huong dan|cac chi dan",
         r"(?: [a-z]+)? (?:truoc do|truoc day|truoc|ban dau|he thong|cua ban|o tren|cu)"
-        r"(?: [a-z]+)? (?:da |deu |nay )*(?:bi |duoc )?(?:huy bo|huy|vo hieu hoa|vo hieu|"
+        r"(?: [a-z]+)? (?:da |deu |nay ){0,8}(?:bi |duoc )?(?:huy bo|huy|vo hieu hoa|vo hieu|"
         r"het hieu luc|khong con hieu luc|khong con gia tri|xoa bo|go bo)" + _END,
         requires=("huy|hieu|luc|gia|xoa|go",),
     ),
@@ -2778,7 +2781,7 @@ _VI_RULES: tuple[Rule, ...] = (
     _rule(
         "vi.disable_safety",
         "han che|gioi han|rang buoc|bo loc|quy tac|kiem duyet|moi han che|moi gioi han",
-        r" cua ban (?:da |deu |nay )*(?:duoc |bi )?(?:go bo|xoa bo|tat|vo hieu hoa|huy bo|"
+        r" cua ban (?:da |deu |nay ){0,8}(?:duoc |bi )?(?:go bo|xoa bo|tat|vo hieu hoa|huy bo|"
         r"loai bo|bo|go|mien)" + _END,
     ),
     _rule(
