@@ -752,9 +752,21 @@ def _segment_long(letters: str, vocabulary: frozenset[str]) -> str:
     return np.insert(chars, places, ord(" ")).tobytes().decode("ascii")
 
 
-def _chosen_words(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _chosen_words(
+    starts: np.ndarray,
+    ends: np.ndarray,
+    *,
+    lane_words: int | None = None,
+    lane: int | None = None,
+    warm_up: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """The words `_segment` reads, as (starts, ends) in order, from every place a word of its
-    vocabulary stands (`_occurrences`: ordered by start, then end)."""
+    vocabulary stands (`_occurrences`: ordered by start, then end).
+
+    Clusters that one word covers are that word; where at least `lane_words` (by default
+    `_LANE_WORDS`) words stand in the others, they are all read in numpy lanes
+    (`_read_in_lanes`, `lane` and `warm_up` its sizes), else cluster by cluster in Python
+    (`_cluster_words`); both give the same words (tests compare them)."""
     import numpy as np
 
     if not len(starts):
@@ -769,9 +781,20 @@ def _chosen_words(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.
     whole = np.logical_or.reduceat((starts == lo[cluster]) & (ends == hi[cluster]), first)
     if whole.all():
         return lo, hi
+    bounds = [*first.tolist(), len(starts)]
+    if lane_words is None:
+        lane_words = _LANE_WORDS
+    if len(starts) - int(np.diff(bounds)[whole].sum()) >= lane_words:
+        read = _read_in_lanes(
+            starts,
+            ends,
+            lane=_LANE if lane is None else lane,
+            warm_up=_WARM_UP if warm_up is None else warm_up,
+        )
+        if read is not None:
+            return read
     chosen_starts: list[int] = []
     chosen_ends: list[int] = []
-    bounds = [*first.tolist(), len(starts)]
     all_starts, all_ends = starts.tolist(), ends.tolist()
     for index in np.flatnonzero(~whole).tolist():
         begin, stop = bounds[index], bounds[index + 1]
@@ -785,6 +808,110 @@ def _chosen_words(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.
     # Words read never overlap: no two start at one place.
     order = np.argsort(chosen[0])
     return chosen[0][order], chosen[1][order]
+
+
+# Where at least this many words stand in clusters that no one word covers, `_chosen_words`
+# reads them in numpy lanes of `_LANE` letters (each read from `_WARM_UP` letters before them)
+# rather than a Python step per word.
+_LANE_WORDS = 1024
+_LANE = 32
+_WARM_UP = 32
+_NEVER = 1 << 40  # a cost no reading reaches
+
+
+def _read_in_lanes(
+    starts: np.ndarray, ends: np.ndarray, *, lane: int, warm_up: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """`_segment`'s words, as `_chosen_words` returns them, from the costs of its best readings
+    (`_lane_costs`), or None where those costs do not hold.
+
+    The costs are checked against `_segment`'s recurrence at every place (the first place's
+    cost is 0; every other place's is the least of the place before it + 3 and the least
+    offer a word ending there makes: its start's cost + 1): only `_segment`'s own costs pass.
+    From them each choice is local, as `_segment` makes it: an end takes the first word
+    (least start) whose offer is the least, if that costs less than the place before + 3;
+    reading back from the last place, a word where one was taken, else an unknown letter."""
+    import numpy as np
+
+    size = int(ends.max()) + 1
+    costs = _lane_costs(starts, ends, size, lane=lane, warm_up=warm_up)
+    offers = costs[starts] + 1
+    offered = np.full(size, _NEVER, dtype=np.int64)
+    np.minimum.at(offered, ends, offers)
+    steps = np.minimum(costs[:-1] + 3, offered[1:])
+    if costs[0] != 0 or not np.array_equal(costs[1:], steps):
+        return None
+    least = offers == offered[ends]
+    by = np.full(size, size, dtype=np.int64)
+    np.minimum.at(by, ends[least], starts[least])
+    taken = np.zeros(size, dtype=bool)
+    taken[1:] = offered[1:] < costs[:-1] + 3
+    taken_ends = np.flatnonzero(taken)
+    # From a word taken, back to the last word taken at or before its start (-1: none).
+    last_taken = np.cumsum(taken) - 1
+    back = last_taken[by[taken_ends]].tolist()
+    chain: list[int] = []
+    at = len(taken_ends) - 1
+    while at >= 0:
+        chain.append(at)
+        at = back[at]
+    read = taken_ends[np.array(chain[::-1], dtype=np.int64)]
+    return by[read], read
+
+
+def _lane_costs(
+    starts: np.ndarray, ends: np.ndarray, size: int, *, lane: int, warm_up: int
+) -> np.ndarray:
+    """At each place 0 .. size - 1, the cost of `_segment`'s best reading up to there, where
+    the reading's start no longer matters `warm_up` letters on: the places are read in lanes
+    of `lane` letters, all at once (numpy), one step a letter; each lane from `warm_up` letters
+    before its own (or from 0) as if the letters started there, its costs shifted to agree
+    with the lane before at the place they share. `_read_in_lanes` checks what this returns.
+    """
+    import numpy as np
+
+    count = -(-size // lane)
+    own = np.arange(count, dtype=np.int64) * lane
+    begin = np.maximum(own - warm_up, 0)
+    height = warm_up + lane + 1  # a lane reads its own letters and the first of the next
+    # Each word in each lane that reads both its start and end: the lane whose own letters end
+    # with it, then the next ones while they read from its start or before.
+    first = np.maximum((ends - 1) // lane, 0)
+    lanes, words = [first], [np.arange(len(starts))]
+    for later in range(1, -(-warm_up // lane) + 1):
+        lane_of = first + later
+        kept = np.flatnonzero((lane_of < count) & (lane_of * lane - warm_up <= starts))
+        lanes.append(lane_of[kept])
+        words.append(kept)
+    lane_of, word = np.concatenate(lanes), np.concatenate(words)
+    # By the row of their start (a stable sort of 16-bit keys is a radix sort).
+    row = (starts[word] - begin[lane_of]).astype(np.int16 if height < 1 << 15 else np.int64)
+    order = np.argsort(row, kind="stable")
+    row, lane_of, word = row[order], lane_of[order], word[order]
+    target = (ends[word] - begin[lane_of]) * count + lane_of
+    bounds = np.searchsorted(row, np.arange(height + 1, dtype=row.dtype)).tolist()
+    costs = np.empty((height, count), dtype=np.int64)
+    offered = np.full(height * count, _NEVER, dtype=np.int64)
+    offered_at = offered.reshape(height, count)
+    costs[0] = 0
+    for at in range(height):
+        cost = costs[at]
+        if at:
+            np.add(costs[at - 1], 3, out=cost)
+            np.minimum(cost, offered_at[at], out=cost)
+        lo, hi = bounds[at], bounds[at + 1]
+        if lo < hi:
+            # Words starting here end at different places: no target twice.
+            at_end = target[lo:hi]
+            offered[at_end] = np.minimum(offered[at_end], cost[lane_of[lo:hi]] + 1)
+    index = np.arange(count)
+    shift = np.zeros(count, dtype=np.int64)
+    np.cumsum(
+        costs[own[:-1] + lane - begin[:-1], index[:-1]] - costs[own[1:] - begin[1:], index[1:]],
+        out=shift[1:],
+    )
+    rows = (own - begin)[:, None] + np.arange(lane)[None, :]
+    return (costs[rows, index[:, None]] + shift[:, None]).reshape(-1)[:size]
 
 
 def _cluster_words(starts: list[int], ends: list[int]) -> list[tuple[int, int]]:

@@ -1,0 +1,119 @@
+"""gateway.screening: long runs of spaced letters. Reading the words of many overlapping words in
+numpy lanes gives `_segment`'s words (or declines), and the shortcuts that find what a view of
+such a run wrote agree with the step-by-step definitions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from gateway import screening
+
+_VOCABULARY_WORDS = sorted(screening._VOCABULARY)
+# Rule words that overlap when glued ("systems" runs into the next "system", "ignore" holds
+# "no", "or" and "re"): clusters of overlapping words that no one word covers.
+_OVERLAPPING_WORDS = ["system", "systems", "ignore", "noreply", "override", "rules", "sudo"]
+_OTHER_LETTERS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=5)
+_NO_LANES = 1 << 62  # a `lane_words` no run reaches: cluster by cluster in Python
+
+
+def _pairs(read: tuple[np.ndarray, np.ndarray]) -> list[tuple[int, int]]:
+    return list(zip(read[0].tolist(), read[1].tolist(), strict=True))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pieces=st.lists(
+        st.one_of(
+            st.sampled_from(_VOCABULARY_WORDS),
+            st.sampled_from(_OVERLAPPING_WORDS),
+            _OTHER_LETTERS,
+            st.integers(min_value=1, max_value=40).map(lambda n: "a" * n),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    repeat=st.integers(min_value=1, max_value=6),
+    lane=st.sampled_from([1, 3, 8, 32]),
+    warm_up=st.sampled_from([0, 5, 16, 32]),
+)
+@example(pieces=["usedao"], repeat=3, lane=3, warm_up=0)  # two readings of one cost
+@example(pieces=["system"], repeat=40, lane=32, warm_up=32)  # one cluster
+def test_words_read_in_lanes_are_the_words_read_cluster_by_cluster(
+    pieces: list[str], repeat: int, lane: int, warm_up: int
+) -> None:
+    # given the places rule words stand in letters where they overlap, stand alone or are
+    # missing for long stretches
+    letters = "".join(pieces) * repeat
+    starts, ends = screening._occurrences(letters, screening._VOCABULARY)
+    if not len(starts):
+        return
+    python = _pairs(screening._chosen_words(starts, ends, lane_words=_NO_LANES))
+
+    # when the lanes read them, from a few letters before each lane or from the first letter
+    guessed = screening._read_in_lanes(starts, ends, lane=lane, warm_up=warm_up)
+    exact = screening._read_in_lanes(starts, ends, lane=lane, warm_up=len(letters))
+
+    # then they read the same words, or (only with a guessed start) decline
+    assert guessed is None or _pairs(guessed) == python
+    assert exact is not None
+    assert _pairs(exact) == python
+    forced = screening._chosen_words(starts, ends, lane_words=0, lane=lane, warm_up=warm_up)
+    assert _pairs(forced) == python
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    letters=st.text(alphabet="abc", min_size=1, max_size=200),
+    lane=st.sampled_from([1, 2, 5, 16]),
+    warm_up=st.sampled_from([0, 3, 16]),
+)
+def test_lanes_read_one_letter_and_long_words_like_segmenting_every_letter(
+    letters: str, lane: int, warm_up: int
+) -> None:
+    # given a vocabulary with words `_segment` never reads (one letter; more than 16) and words
+    # that overlap, with ties between readings
+    vocabulary = frozenset(
+        ["a", "ab", "abc", "bca", "cab", "cc", "abcabcabcabcabcabc", "bbbbbbbbbbbbbbbbb"]
+    )
+    starts, ends = screening._occurrences(letters, vocabulary)
+    if not len(starts):
+        return
+
+    # when its words are read in lanes (falling back where the lanes decline)
+    read = screening._chosen_words(starts, ends, lane_words=0, lane=lane, warm_up=warm_up)
+
+    # then they are the words the step-by-step definition reads
+    segmented = screening._segment(letters, vocabulary).split(" ")
+    taken = [word for word in segmented if 2 <= len(word) <= 16 and word in vocabulary]
+    assert [letters[start:end] for start, end in _pairs(read)] == taken
+
+
+def test_lanes_decline_where_the_reading_still_depends_on_its_start() -> None:
+    # given letters that read "ab ab ab ..." from the first letter: from any other odd place
+    # the reading "ba ba ba ..." costs as much, however far on
+    vocabulary = frozenset(["ab", "ba"])
+    letters = "ab" * 300
+    starts, ends = screening._occurrences(letters, vocabulary)
+
+    # then lanes that start reading a few letters before their own decline, and the words are
+    # still the ones read from the first letter
+    assert screening._read_in_lanes(starts, ends, lane=7, warm_up=3) is None
+    read = screening._chosen_words(starts, ends, lane_words=0, lane=7, warm_up=3)
+    assert _pairs(read) == [(start, start + 2) for start in range(0, 600, 2)]
+
+
+def test_segments_one_long_cluster_of_overlapping_words_like_every_letter() -> None:
+    # given 16,000 letters in which "systems" runs into every next "system", and the same with
+    # letters between some of them, and a glued stretch of two-letter words
+    for letters in (
+        "system" * 2700,
+        ("system" * 7 + "xq") * 300,
+        ("ignoreystem" + "no" * 9) * 500,
+    ):
+        # then reading at word places (in lanes, so many words overlap) gives the same words
+        assert screening._segment_long(letters, screening._VOCABULARY) == screening._segment(
+            letters, screening._VOCABULARY
+        )
