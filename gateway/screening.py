@@ -3759,9 +3759,13 @@ def _touching(words: frozenset[str], written: frozenset[str]) -> frozenset[int]:
     together = words | written
     unsafe = _token_table().unsafe
     touched: set[int] = set()
-    for word in written:
-        touched.update(_SPELLED_BY.get(word, ()))
-        touched.update(_LEAD_WORD_OF.get(word, ()))
+    # Set intersections find the few written words the tables name (a view of a long run may
+    # write thousands of distinct pieces), and one regex the few that start with an unsafe word.
+    for word in written.intersection(_SPELLED_BY):
+        touched.update(_SPELLED_BY[word])
+    for word in written.intersection(_LEAD_WORD_OF):
+        touched.update(_LEAD_WORD_OF[word])
+    for word in _starting_unsafe(written):
         # A lead word the body may read on into stands where a word starts with it.
         for end in range(1, min(len(word), _LONGEST_WORD)):
             if word[:end] in unsafe:
@@ -3769,14 +3773,33 @@ def _touching(words: frozenset[str], written: frozenset[str]) -> frozenset[int]:
     # A rule possible with `together` but not with `words` has a gate that only a written
     # word meets: one of its gate words was written. No other rule can qualify.
     candidates = set(touched)
-    for word in written:
-        candidates.update(_GATED_BY.get(word, ()))
+    for word in written.intersection(_GATED_BY):
+        candidates.update(_GATED_BY[word])
     return frozenset(
         index
         for index in candidates
         if RULES[index].possible(together)
         and (index in touched or not RULES[index].possible(words))
     )
+
+
+def _starting_unsafe(written: Iterable[str]) -> set[str]:
+    """The words (of ASCII letters and digits) that start with a `_TokenTable.unsafe` word
+    shorter than themselves and than `_LONGEST_WORD`: the only ones of which a beginning is an
+    unsafe lead word that `_touching` counts. Each unsafe word is found in all the words at
+    once (`str.find`), not each word looked at."""
+    spaced = " " + " ".join(written) + " "
+    found: set[str] = set()
+    for unsafe in _token_table().unsafe:
+        if len(unsafe) >= _LONGEST_WORD:
+            continue
+        at = spaced.find(" " + unsafe)
+        while at != -1:
+            end = spaced.index(" ", at + 1)
+            if end > at + 1 + len(unsafe):
+                found.add(spaced[at + 1 : end])
+            at = spaced.find(" " + unsafe, end)
+    return found
 
 
 def _match_untouched(

@@ -117,3 +117,51 @@ def test_segments_one_long_cluster_of_overlapping_words_like_every_letter() -> N
         assert screening._segment_long(letters, screening._VOCABULARY) == screening._segment(
             letters, screening._VOCABULARY
         )
+
+
+def _touching_reference(words: frozenset[str], written: frozenset[str]) -> frozenset[int]:
+    """`screening._touching` as first written: every written word and each of its beginnings
+    looked up."""
+    together = words | written
+    unsafe = screening._token_table().unsafe
+    touched: set[int] = set()
+    for word in written:
+        touched.update(screening._SPELLED_BY.get(word, ()))
+        touched.update(screening._LEAD_WORD_OF.get(word, ()))
+        for end in range(1, min(len(word), screening._LONGEST_WORD)):
+            if word[:end] in unsafe:
+                touched.update(screening._LEAD_WORD_OF.get(word[:end], ()))
+    candidates = set(touched)
+    for word in written:
+        candidates.update(screening._GATED_BY.get(word, ()))
+    return frozenset(
+        index
+        for index in candidates
+        if screening.RULES[index].possible(together)
+        and (index in touched or not screening.RULES[index].possible(words))
+    )
+
+
+_GATE_WORDS = sorted(screening._GATED_BY)
+_UNSAFE_WORDS = ["apikey", "apikeys", "credentials", "passwd", "password", "secret", "tokens"]
+_A_WORD = st.one_of(
+    st.sampled_from(_VOCABULARY_WORDS),
+    st.sampled_from(_GATE_WORDS),
+    # an unsafe lead word, alone or as the start of a longer word
+    st.tuples(st.sampled_from(_UNSAFE_WORDS), st.sampled_from(["", "s", "x", "value", "1"])).map(
+        "".join
+    ),
+    _OTHER_LETTERS,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    words=st.frozensets(_A_WORD, max_size=30),
+    written=st.frozensets(_A_WORD, max_size=60),
+)
+@example(words=frozenset(), written=frozenset({"tokensvalue", "apikey1", "passwordx"}))
+def test_rules_written_words_touch_are_those_found_word_by_word(
+    words: frozenset[str], written: frozenset[str]
+) -> None:
+    assert screening._touching(words, written) == _touching_reference(words, written)
