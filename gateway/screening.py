@@ -525,6 +525,11 @@ def _respace(run: str, *, long: bool = True) -> str:
         words = _segment_long(letters, _VOCABULARY)
     else:
         return run
+    return _respaced(run, words)
+
+
+def _respaced(run: str, words: str) -> str:
+    """The run as its letters segmented (`words`) where that spells a rule word, else as it was."""
     return " " + words if any(w in _VOCABULARY for w in words.split()) else run
 
 
@@ -548,7 +553,8 @@ class _SegmentTables:
     the words that start with them (bit `length` set), and bit 2 where the first two are a word.
     `lut`: true at the top `_SEGMENT_LUT_BITS` bits of each word's hash. `keys`: each word's
     length * 2**32 + hash, in order; `high` and `low`: its letters, zero-padded to
-    `_LONGEST_SEGMENT`, as two big-endian 64-bit halves (in the same order); `shared`: how many
+    `_LONGEST_SEGMENT`, as two big-endian 64-bit halves, and `words` the words (in the same
+    order); `shared`: how many
     words at most share a key; `masks_high`, `masks_low`: per length, the bits of those halves
     that hold the first `length` letters."""
 
@@ -558,6 +564,7 @@ class _SegmentTables:
     keys: np.ndarray
     high: np.ndarray
     low: np.ndarray
+    words: tuple[str, ...]
     shared: int
     masks_high: np.ndarray
     masks_low: np.ndarray
@@ -586,7 +593,7 @@ def _segment_tables(words: frozenset[str]) -> _SegmentTables:
                 starts[(first * _PREFIX_BASE + second) * _PREFIX_BASE + third] |= 1 << len(word)
             packed = int.from_bytes(word.encode("ascii").ljust(_LONGEST_SEGMENT, b"\0"), "big")
             key = len(word) << _HASH_BITS | _word_hash(word)
-            entries.append((key, packed >> 64, packed & (1 << 64) - 1))
+            entries.append((key, packed >> 64, packed & (1 << 64) - 1, word))
         lut[_word_hash(word) >> (_HASH_BITS - _SEGMENT_LUT_BITS)] = True
     entries.sort()
     keys = np.array([entry[0] for entry in entries], dtype=np.uint64)
@@ -601,6 +608,7 @@ def _segment_tables(words: frozenset[str]) -> _SegmentTables:
         keys=keys,
         high=np.array([entry[1] for entry in entries], dtype=np.uint64),
         low=np.array([entry[2] for entry in entries], dtype=np.uint64),
+        words=tuple(entry[3] for entry in entries),
         shared=shared,
         masks_high=np.array([mask >> 64 for mask in masks], dtype=np.uint64),
         masks_low=np.array([mask & (1 << 64) - 1 for mask in masks], dtype=np.uint64),
@@ -619,12 +627,32 @@ def _occurrences(
     word's have their letters compared with the word's of the same length and hash (packed
     into two 64-bit integers), so a text that shares a hash with a word is never taken for
     it, nor hides it."""
+    starts, ends, _ = _found(_candidates(letters, words), distinct=distinct)
+    return starts, ends
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """The places in some letters where a word of `tables` may stand (`_occurrences`): each
+    place with a length whose first letters start a word of that length and whose hash may
+    be a word's, that length, the key (length * 2**32 + hash), and the letters' next eight
+    bytes at each place (`eights`, big-endian)."""
+
+    tables: _SegmentTables
+    places: np.ndarray
+    length: np.ndarray
+    keys: np.ndarray
+    eights: np.ndarray
+
+
+def _candidates(letters: str, words: frozenset[str]) -> _Candidates | None:
+    """The first numpy passes of `_occurrences`, which `_found` completes; None where no
+    place is a candidate."""
     import numpy as np
 
     n = len(letters)
-    none = np.zeros(0, dtype=np.int64)
     if n < 2:
-        return none, none
+        return None
     tables = _segment_tables(words)
     base = _PREFIX_BASE
     # The text's bytes, then zeros: `_LONGEST_SEGMENT` of them past any place.
@@ -634,7 +662,7 @@ def _occurrences(
     lengths = tables.starts[(code[:-2] * base + code[1:-1]) * base + code[2:]]
     candidates = np.flatnonzero(lengths)
     if not len(candidates):
-        return none, none
+        return None
     lengths = lengths[candidates]
     # One (place, length) for each bit of each candidate's lengths, the lowest bits first.
     found_places, found_lengths = [], []
@@ -658,6 +686,21 @@ def _occurrences(
     keys = length.astype(np.uint64) << np.uint64(_HASH_BITS) | hashes[hits]
     # Eight bytes from each place, big-endian (the buffer is not copied).
     eights = np.ndarray((n + 8,), dtype=">u8", buffer=padded, strides=(1,))
+    return _Candidates(tables=tables, places=places, length=length, keys=keys, eights=eights)
+
+
+def _found(
+    candidates: _Candidates | None, *, distinct: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The places of `_occurrences` among the candidates, as (starts, ends, word): `word`, the
+    index of each place's word in `tables.words`."""
+    import numpy as np
+
+    if candidates is None:
+        none = np.zeros(0, dtype=np.int64)
+        return none, none, none
+    tables, places, length = candidates.tables, candidates.places, candidates.length
+    keys, eights = candidates.keys, candidates.eights
     if distinct and tables.shared == 1:
         # One place for each key is compared; where that is not the word of its key (a text
         # that shares the word's hash), every place of the key.
@@ -673,22 +716,24 @@ def _occurrences(
         if len(unsure):
             again = np.flatnonzero(np.isin(keys, unsure))
             more, _ = _words_at(tables, eights, places[again], length[again], keys[again])
-            picked = np.concatenate((picked[word >= 0], again[more >= 0]))
+            matched = np.concatenate((picked[word >= 0], again[more >= 0]))
+            word = np.concatenate((word[word >= 0], more[more >= 0]))
         else:
-            picked = picked[word >= 0]
-        matched = np.sort(picked)
+            matched, word = picked[word >= 0], word[word >= 0]
+        word_at = np.full(len(places), -1, dtype=np.int64)
+        word_at[matched] = word
     else:
-        word, _ = _words_at(tables, eights, places, length, keys)
-        matched = np.flatnonzero(word >= 0)
+        word_at, _ = _words_at(tables, eights, places, length, keys)
+        matched = np.flatnonzero(word_at >= 0)
         if distinct:
             # One place for each word (the last one written).
             place_of = np.full(len(tables.keys), -1, dtype=np.int64)
-            place_of[word[matched]] = matched
+            place_of[word_at[matched]] = matched
             matched = place_of[place_of >= 0]
     # Ordered by start, then end (they were not).
     matched = matched[np.lexsort((length[matched], places[matched]))]
     starts = places[matched].astype(np.int64)
-    return starts, starts + length[matched]
+    return starts, starts + length[matched], word_at[matched]
 
 
 def _words_at(
@@ -718,21 +763,27 @@ def _words_at(
     return word, known
 
 
-def _segment_long(letters: str, vocabulary: frozenset[str]) -> str:
+def _segment_long(
+    letters: str,
+    vocabulary: frozenset[str],
+    occurrences: tuple[np.ndarray, np.ndarray] | None = None,
+) -> str:
     """`_segment(letters, vocabulary)`, computed from the places where words of the vocabulary
-    stand (`_occurrences`).
+    stand (`occurrences`, if given, must be `_occurrences(letters, vocabulary)`).
 
     Every reading passes through a place no word spans, and the best reading up to there does
     not change which is best after it (costs only add up, and `_segment` compares only costs
     that share it): the letters fall apart into clusters of overlapping words, read one by
     one, with unknown characters between them. A cluster that one word covers is read as that
     word (one word costs the least any reading can, and no other reading costs one); the
-    others by `_cluster_words`, a Python step per word in them. Unknown characters are glued
-    as `_segment` glues them (`_glue_cuts`)."""
+    others by `_chosen_words`. Unknown characters are glued as `_segment` glues them
+    (`_glue_cuts`)."""
     import numpy as np
 
     n = len(letters)
-    starts, ends = _chosen_words(*_occurrences(letters, vocabulary))
+    if occurrences is None:
+        occurrences = _occurrences(letters, vocabulary)
+    starts, ends = _chosen_words(*occurrences)
     cuts = [starts, ends]
     # A run of unknown characters in the best reading holds no word `_segment` takes (reading
     # it would cost less), so only words it never takes can split one where it is glued.
@@ -999,39 +1050,96 @@ def _despaced(text: str, words: frozenset[str], *, prune: bool = True) -> _View 
     With `prune`, runs longer than `_SEGMENT_AT_ONCE` letters are left as typed where no rule
     is possible with what they may write (the rule words and gate words inside their letters,
     with what the rest of the view writes): the view is then worth nothing to `_match_view` either
-    way. Otherwise it is the same view.
+    way. Otherwise it is the same view. The runs are found once, and the places words may
+    stand in a long run looked at once (`_candidates`), for what it may write and, where the
+    view is worth it, for the words that read it.
     """
+    runs = _runs_of(text, words)
+    if runs is None:
+        return None
     if not prune:
-        return _despaced_with(text, words, _respace)
-    long_runs: list[str] = []
+        return _view_of(text, runs, _respace)
+    long_runs: dict[str, _Candidates | None] = {}
 
     def respace_short(run: str) -> str:
         respaced = _respace(run, long=False)
         if respaced is run and len(run) > _SEGMENT_AT_ONCE:
             letters = run.translate(_DROP_SEPARATORS)
             if len(letters) > _SEGMENT_AT_ONCE:
-                long_runs.append(letters)
+                long_runs[letters] = None
         return respaced
 
-    view = _despaced_with(text, words, respace_short)
+    view = _view_of(text, runs, respace_short)
     if not long_runs:
         return view
-    written = set().union(*(_occurring(letters) for letters in long_runs))
+    written: set[str] = set()
+    for letters in long_runs:
+        long_runs[letters] = candidates = _candidates(letters, _SEGMENT_WORDS)
+        written |= _occurring(letters, candidates)
     if view is not None:
         written |= _words_of(" ".join(view[0][lo:hi] for lo, hi in view[1]))
     if not _worth_a_view(words, frozenset(written)):
         return view
-    return _despaced_with(text, words, _respace)
+
+    def respace_long(run: str) -> str:
+        letters = run.translate(_DROP_SEPARATORS)
+        if letters not in long_runs:
+            return _respace(run)
+        segmented = _segment_long(
+            letters, _VOCABULARY, _vocabulary_places(long_runs[letters], _VOCABULARY)
+        )
+        return _respaced(run, segmented)
+
+    return _view_of(text, runs, respace_long)
 
 
-def _occurring(letters: str) -> set[str]:
+def _occurring(letters: str, candidates: _Candidates | None = None) -> set[str]:
     """The rule words and gate words that stand anywhere in `letters`: a superset of the
-    words that segmenting them can write that any rule could use."""
-    starts, ends = _occurrences(letters, _SEGMENT_WORDS, distinct=True)
+    words that segmenting them can write that any rule could use. `candidates`, if given,
+    must be `_candidates(letters, _SEGMENT_WORDS)`."""
+    if candidates is None:
+        candidates = _candidates(letters, _SEGMENT_WORDS)
+    starts, ends, _ = _found(candidates, distinct=True)
     return {letters[start:end] for start, end in zip(starts.tolist(), ends.tolist(), strict=True)}
 
 
+def _vocabulary_places(
+    candidates: _Candidates | None, vocabulary: frozenset[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """`_occurrences(letters, vocabulary)` from `_candidates(letters, words)`, where `words`
+    holds every word of the vocabulary of 2 to `_LONGEST_SEGMENT` letters: the places of
+    `words` (in the same order), those of the vocabulary's words kept."""
+    import numpy as np
+
+    starts, ends, word = _found(candidates, distinct=False)
+    if candidates is None or not len(word):
+        return starts, ends
+    written = np.unique(word)
+    names = candidates.tables.words
+    kept = written[[names[index] in vocabulary for index in written.tolist()]]
+    keep = np.isin(word, kept)
+    return starts[keep], ends[keep]
+
+
 def _despaced_with(text: str, words: frozenset[str], respace: Callable[[str], str]) -> _View | None:
+    runs = _runs_of(text, words)
+    return None if runs is None else _view_of(text, runs, respace)
+
+
+@dataclass(frozen=True)
+class _Runs:
+    """Where a text's runs of spaced letters stand (`spaced`: spans in " " + text, as
+    `_SPACED_RUN.finditer` finds them), whether glued runs may stand in it, and its shape
+    (`_SHAPE`; "" for a text that is not ASCII) with a space on either side."""
+
+    spaced: list[tuple[int, int]]
+    glued: bool
+    shape: str
+    shaped: str
+
+
+def _runs_of(text: str, words: frozenset[str]) -> _Runs | None:
+    """The runs of the text (`_Runs`), or None where it can hold neither kind."""
     if len(words & _SINGLE_CHARACTERS) < 2:
         return None
     # Letters and digits become "x", separators " " or "_": runs show up as a plain substring,
@@ -1042,27 +1150,32 @@ def _despaced_with(text: str, words: frozenset[str], respace: Callable[[str], st
     glued = not shape or _has_glued_letters(shaped)
     if not spaced and not glued:
         return None
-    view = None
+    runs: list[tuple[int, int]] = []
     if spaced:
         # `shaped` lines up with " " + text; every run starts where it shows " x x x x" once
         # both kinds of separator read as a space.
         padded = " " + text
         spaced_shape = shaped.replace("_", " ")
         if not shape:
-            runs: Iterable[tuple[int, int]] = _spans(_SPACED_RUN.finditer(padded))
+            runs = list(_spans(_SPACED_RUN.finditer(padded)))
         elif spaced_shape.count(" x x x x") >= _MANY_CANDIDATES:
             # A long run, or many: the regex would take a step per letter of them.
             runs = _spaced_runs(padded)
         else:
-            runs = _spans(_matches_where(_SPACED_RUN, padded, spaced_shape, " x x x x"))
-        view = _rewrite(padded, runs, respace)
+            runs = list(_spans(_matches_where(_SPACED_RUN, padded, spaced_shape, " x x x x")))
+    return _Runs(spaced=runs, glued=glued, shape=shape, shaped=shaped)
+
+
+def _view_of(text: str, runs: _Runs, respace: Callable[[str], str]) -> _View | None:
+    """The text with its spaced runs re-read by `respace`, then its glued runs by `_unglue`."""
+    view = _rewrite(" " + text, runs.spaced, respace) if runs.spaced else None
     if view is not None:
         view = view[0][1:], [(max(0, lo - 1), hi - 1) for lo, hi in view[1]]
-    if not glued:
+    if not runs.glued:
         return view
     target = text if view is None else view[0]
     # " x_x" at index i of a shape is the letter at index i of its text, after a separator.
-    target_shape = shaped if view is None else " " + target.translate(_SHAPE) + " "
+    target_shape = runs.shaped if view is None else " " + target.translate(_SHAPE) + " "
     if (
         target.isascii()
         and target_shape.count(" x_x") >= _MANY_CANDIDATES
@@ -1073,7 +1186,7 @@ def _despaced_with(text: str, words: frozenset[str], respace: Callable[[str], st
         return view
     glues = (
         _matches_where(_GLUED_RUN, target, target_shape, " x_x")
-        if shape
+        if runs.shape
         else _GLUED_RUN.finditer(target)
     )
     unglued = _rewrite(target, _spans(glues), _unglue)
@@ -4046,12 +4159,58 @@ def _match_view(
         # near a long one (a long spaced run), the text's pass looks at its many places.
         if sum(hi - lo for lo, hi in regions) <= _FEW_PLACES:
             rule = _match_touching(view_text, regions, touching)
-        else:
+        elif leading := _leads_standing(view_text, regions, touching):
             beyond = words | _Tokens.of(wrote, 0, len(wrote)).words
-            rule = _match_rules(view_text, near, beyond=beyond, only=touching)[0]
+            rule = _match_rules(view_text, near, beyond=beyond, only=leading)[0]
+        else:
+            rule = None
         if rule is not None:
             return rule
     return _match_untouched(view, looked, touching, regions, in_place=in_place)
+
+
+def _leads_standing(
+    text: str, regions: list[tuple[int, int]], rules: frozenset[int]
+) -> frozenset[int]:
+    """The rules (indices into `RULES`) that may match the text at a start in the regions, as
+    far as their leads tell: a match starts with one of its rule's leads (literal text), so a
+    rule none of whose leads stands there cannot match; the scanner would run a regex at every
+    place a lead word stands ("system" over and over) to find that out. Each lead is looked for
+    by what follows its first word, where anything does (`_LEAD_NEEDLES`: rarer than the
+    word, so `str.find` skips faster), at the place that stands at in a lead starting in a
+    region. Up to `_LEAD_FINDS` are looked for in all (rules with fewer first); the rules left
+    are kept."""
+    kept = set()
+    budget = _LEAD_FINDS
+    for index in sorted(rules, key=lambda index: (len(_LEAD_NEEDLES[index]), index)):
+        needles = _LEAD_NEEDLES[index]
+        budget -= len(needles) * len(regions)
+        if budget < 0 or any(
+            text.find(needle, lo + at, hi + reach) != -1
+            for at, needle, reach in needles
+            for lo, hi in regions
+        ):
+            kept.add(index)
+    return frozenset(kept)
+
+
+# Leads `_leads_standing` looks for in a view at most (each a `str.find` over its regions).
+_LEAD_FINDS = 64
+
+
+def _lead_needles(leads: Iterable[str]) -> tuple[tuple[int, str, int], ...]:
+    """For each lead (distinct ones once): where in it `_leads_standing` starts looking (after
+    its first word, if anything follows it, else at its start), what it looks for (the rest of
+    the lead), and how far past a region's end the rest may end (its end in the lead - 1)."""
+    needles = set()
+    for lead in leads:
+        word = _FIRST_WORD.search(lead)
+        at = word.end() if word is not None and word.end() < len(lead) else 0
+        needles.add((at, lead[at:], len(lead) - 1))
+    return tuple(sorted(needles))
+
+
+_LEAD_NEEDLES = [_lead_needles(rule.leads) for rule in RULES]
 
 
 # Characters of regions up to which a view's touching rules are looked for place by place.
