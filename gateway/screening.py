@@ -633,11 +633,12 @@ def _occurrences(
 
 @dataclass(frozen=True)
 class _Candidates:
-    """The places in some letters where a word of `tables` may stand (`_occurrences`): each
-    place with a length whose first letters start a word of that length and whose hash may
-    be a word's, that length, the key (length * 2**32 + hash), and the letters' next eight
-    bytes at each place (`eights`, big-endian)."""
+    """The places in some letters where one of `words` may stand (`_occurrences`; `tables`:
+    theirs): each place with a length whose first letters start a word of that length and
+    whose hash may be a word's, that length, the key (length * 2**32 + hash), and the letters'
+    next eight bytes at each place (`eights`, big-endian)."""
 
+    words: frozenset[str]
     tables: _SegmentTables
     places: np.ndarray
     length: np.ndarray
@@ -686,7 +687,9 @@ def _candidates(letters: str, words: frozenset[str]) -> _Candidates | None:
     keys = length.astype(np.uint64) << np.uint64(_HASH_BITS) | hashes[hits]
     # Eight bytes from each place, big-endian (the buffer is not copied).
     eights = np.ndarray((n + 8,), dtype=">u8", buffer=padded, strides=(1,))
-    return _Candidates(tables=tables, places=places, length=length, keys=keys, eights=eights)
+    return _Candidates(
+        words=words, tables=tables, places=places, length=length, keys=keys, eights=eights
+    )
 
 
 def _found(
@@ -1109,16 +1112,20 @@ def _vocabulary_places(
     """`_occurrences(letters, vocabulary)` from `_candidates(letters, words)`, where `words`
     holds every word of the vocabulary of 2 to `_LONGEST_SEGMENT` letters: the places of
     `words` (in the same order), those of the vocabulary's words kept."""
-    import numpy as np
-
     starts, ends, word = _found(candidates, distinct=False)
     if candidates is None or not len(word):
         return starts, ends
-    written = np.unique(word)
-    names = candidates.tables.words
-    kept = written[[names[index] in vocabulary for index in written.tolist()]]
-    keep = np.isin(word, kept)
+    keep = _in_vocabulary(candidates.words, vocabulary)[word]
     return starts[keep], ends[keep]
+
+
+@functools.lru_cache(maxsize=4)
+def _in_vocabulary(words: frozenset[str], vocabulary: frozenset[str]) -> np.ndarray:
+    """Whether each word of `_segment_tables(words)` (`words`, in order) is in the vocabulary."""
+    import numpy as np
+
+    listed = _segment_tables(words).words
+    return np.array([word in vocabulary for word in listed], dtype=bool)
 
 
 def _despaced_with(text: str, words: frozenset[str], respace: Callable[[str], str]) -> _View | None:

@@ -249,3 +249,31 @@ def test_a_long_view_finds_a_rule_whose_leads_start_with_punctuation(
     # then the view finds it, as the ungated matcher does
     assert screening._first_rule(text).id == rule_id  # type: ignore[union-attr]
     assert screening._first_rule(text, prefilter=False).id == rule_id  # type: ignore[union-attr]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pieces=st.lists(
+        st.one_of(
+            st.sampled_from(_VOCABULARY_WORDS),
+            st.sampled_from(_GATE_WORDS),
+            st.sampled_from(_OVERLAPPING_WORDS),
+            _OTHER_LETTERS,
+        ),
+        max_size=40,
+    ),
+    repeat=st.integers(min_value=1, max_value=4),
+)
+def test_places_of_rule_words_kept_from_all_segment_words_are_their_own_places(
+    pieces: list[str], repeat: int
+) -> None:
+    # given letters, and the places where a rule word or a gate word may stand in them
+    letters = "".join(pieces) * repeat
+    candidates = screening._candidates(letters, screening._SEGMENT_WORDS)
+
+    # then what a long run may write and the places of the rule words, both from those, are
+    # what looking for each set of words on its own finds
+    assert screening._occurring(letters, candidates) == screening._occurring(letters)
+    starts, ends = screening._vocabulary_places(candidates, screening._VOCABULARY)
+    expected = screening._occurrences(letters, screening._VOCABULARY)
+    assert _pairs((starts, ends)) == _pairs(expected)
