@@ -3922,6 +3922,13 @@ def _starting_unsafe(written: Iterable[str]) -> set[str]:
     return found
 
 
+def _unsafe_heads(written: Iterable[str]) -> set[str]:
+    """The `_TokenTable.unsafe` words that one of the words (of ASCII letters and digits)
+    starts with, or is."""
+    spaced = " " + " ".join(written)
+    return {unsafe for unsafe in _token_table().unsafe if " " + unsafe in spaced}
+
+
 def _match_untouched(
     view: _View,
     looked: _Looked,
@@ -4167,7 +4174,9 @@ def _match_view(
         if sum(hi - lo for lo, hi in regions) <= _FEW_PLACES:
             rule = _match_touching(view_text, regions, touching)
         elif leading := _leads_standing(view_text, regions, touching):
-            beyond = words | _Tokens.of(wrote, 0, len(wrote)).words
+            # What `_Tokens.of(wrote)` would name, and more (which gates may hold): every
+            # written word, and the unsafe lead words one starts with.
+            beyond = words | written | _unsafe_heads(written)
             rule = _match_rules(view_text, near, beyond=beyond, only=leading)[0]
         else:
             rule = None

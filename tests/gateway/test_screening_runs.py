@@ -277,3 +277,15 @@ def test_places_of_rule_words_kept_from_all_segment_words_are_their_own_places(
     starts, ends = screening._vocabulary_places(candidates, screening._VOCABULARY)
     expected = screening._occurrences(letters, screening._VOCABULARY)
     assert _pairs((starts, ends)) == _pairs(expected)
+
+
+@settings(max_examples=300, deadline=None)
+@given(written=st.frozensets(_A_WORD, max_size=40))
+def test_words_a_view_wrote_hold_every_word_its_tokens_name(written: frozenset[str]) -> None:
+    # given the words a view wrote
+    wrote = " ".join(sorted(written))
+
+    # then they, with the unsafe lead words they start with, hold every word the text's pass
+    # would find in them (what it gates rules on)
+    named = screening._Tokens.of(wrote, 0, len(wrote)).words
+    assert named <= written | screening._unsafe_heads(written)
