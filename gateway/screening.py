@@ -11,20 +11,22 @@ Guarantees:
   as the step-by-step `_fold_reference` (tests compare them on generated text).
 - Cheap de-obfuscation: letters spaced out ("i g n o r e", "s.y.s.t.e.m", "x_e_m"; every run
   whole, however long: a run of more than `_SEGMENT_AT_ONCE` letters is segmented from the
-  places where words stand, to the same words, and left as typed where no rule is possible with
-  the words that may stand in its letters, every one of which is found) and leetspeak digits
-  inside words ("ign0re") are re-read as words in extra views of the text, which are matched
-  near what they changed. Not only the rules that spell a word a view wrote: re-spacing moves
-  words closer (a `needs_before` verb comes within reach, a `_gap` within its count) and digits
-  read as letters pass `[a-z]+`, so every rule possible with the view's words is tried there; a
-  rule no written word touches only where its lead words stand close enough to a change for its
-  match or framing to reach it (`_match_untouched`). In a view, every rule is looked for where
-  one of its lead words stands (a match's lead stands at its start), with the scanner check the
-  first pass runs there; the rules a written word touches without the word gates, which only
-  leave out rules that cannot match. A view is not built where it cannot write a rule word (no
-  leetspeak target; a glued view where no two letters around a separator start a two- or
-  three-letter rule word); these shortcuts are tested against the full rewrite and the ungated
-  matcher.
+  places where words stand, to the same words (costs read in numpy lanes are checked against
+  `_segment`'s recurrence at every place, or not used), and left as typed where no rule is
+  possible with the words that may stand in its letters, every one of which is found) and
+  leetspeak digits inside words ("ign0re") are re-read as words in extra views of the text,
+  which are matched near what they changed. Not only the rules that spell a word a view wrote:
+  re-spacing moves words closer (a `needs_before` verb comes within reach, a `_gap` within its
+  count) and digits read as letters pass `[a-z]+`, so every rule possible with the view's words
+  is tried there; a rule no written word touches only where its lead words stand close enough to
+  a change for its match or framing to reach it (`_match_untouched`). In a view, every rule is
+  looked for where one of its lead words stands (a match's lead stands at its start), with the
+  scanner check the first pass runs there; the rules a written word touches without the word
+  gates, which only leave out rules that cannot match (near a long change, those with no lead
+  standing in reach of it: `_leads_standing`). A view is not built where it cannot write a rule
+  word (no leetspeak target; a glued view where no two letters around a separator start a two-
+  or three-letter rule word); these shortcuts are tested against the full rewrite and the
+  ungated matcher.
 - A `Verdict` carries a rule id and a category, never any part of the screened text.
 - Rules are data (`RULES`: id, category, language, leads, compiled pattern, framing). A rule
   is only tried where the words its matches need are present (checked on the set of the
@@ -534,8 +536,9 @@ def _respaced(run: str, words: str) -> str:
 
 
 # Runs up to this many letters are segmented letter by letter (`_segment`); longer ones from the
-# places where words stand (`_segment_long`), in numpy passes and a Python step only per
-# stretch of overlapping words that no one word covers. Both give the same words.
+# places where words stand (`_segment_long`), in numpy passes: a Python step per stretch of
+# overlapping words that no one word covers, or, where many words stand in such stretches,
+# one numpy step per letter of a lane (`_read_in_lanes`). All give the same words.
 _SEGMENT_AT_ONCE = 400
 _LONGEST_SEGMENT = 16  # the longest word `_segment` takes
 _SEGMENT_LUT_BITS = 20
