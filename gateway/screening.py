@@ -1131,11 +1131,6 @@ def _in_vocabulary(words: frozenset[str], vocabulary: frozenset[str]) -> np.ndar
     return np.array([word in vocabulary for word in listed], dtype=bool)
 
 
-def _despaced_with(text: str, words: frozenset[str], respace: Callable[[str], str]) -> _View | None:
-    runs = _runs_of(text, words)
-    return None if runs is None else _view_of(text, runs, respace)
-
-
 @dataclass(frozen=True)
 class _Runs:
     """Where a text's runs of spaced letters stand (`spaced`: spans in " " + text, as
