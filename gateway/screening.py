@@ -11,20 +11,22 @@ Guarantees:
   as the step-by-step `_fold_reference` (tests compare them on generated text).
 - Cheap de-obfuscation: letters spaced out ("i g n o r e", "s.y.s.t.e.m", "x_e_m"; every run
   whole, however long: a run of more than `_SEGMENT_AT_ONCE` letters is segmented from the
-  places where words stand, to the same words, and left as typed where no rule is possible with
-  the words that may stand in its letters, every one of which is found) and leetspeak digits
-  inside words ("ign0re") are re-read as words in extra views of the text, which are matched
-  near what they changed. Not only the rules that spell a word a view wrote: re-spacing moves
-  words closer (a `needs_before` verb comes within reach, a `_gap` within its count) and digits
-  read as letters pass `[a-z]+`, so every rule possible with the view's words is tried there; a
-  rule no written word touches only where its lead words stand close enough to a change for its
-  match or framing to reach it (`_match_untouched`). In a view, every rule is looked for where
-  one of its lead words stands (a match's lead stands at its start), with the scanner check the
-  first pass runs there; the rules a written word touches without the word gates, which only
-  leave out rules that cannot match. A view is not built where it cannot write a rule word (no
-  leetspeak target; a glued view where no two letters around a separator start a two- or
-  three-letter rule word); these shortcuts are tested against the full rewrite and the ungated
-  matcher.
+  places where words stand, to the same words (costs read in numpy lanes are checked against
+  `_segment`'s recurrence at every place, or not used), and left as typed where no rule is
+  possible with the words that may stand in its letters, every one of which is found) and
+  leetspeak digits inside words ("ign0re") are re-read as words in extra views of the text,
+  which are matched near what they changed. Not only the rules that spell a word a view wrote:
+  re-spacing moves words closer (a `needs_before` verb comes within reach, a `_gap` within its
+  count) and digits read as letters pass `[a-z]+`, so every rule possible with the view's words
+  is tried there; a rule no written word touches only where its lead words stand close enough to
+  a change for its match or framing to reach it (`_match_untouched`). In a view, every rule is
+  looked for where one of its lead words stands (a match's lead stands at its start), with the
+  scanner check the first pass runs there; the rules a written word touches without the word
+  gates, which only leave out rules that cannot match (near a long change, those with no lead
+  standing in reach of it: `_leads_standing`). A view is not built where it cannot write a rule
+  word (no leetspeak target; a glued view where no two letters around a separator start a two-
+  or three-letter rule word); these shortcuts are tested against the full rewrite and the
+  ungated matcher.
 - A `Verdict` carries a rule id and a category, never any part of the screened text.
 - Rules are data (`RULES`: id, category, language, leads, compiled pattern, framing). A rule
   is only tried where the words its matches need are present (checked on the set of the
@@ -528,12 +530,18 @@ def _respace(run: str, *, long: bool = True) -> str:
         words = _segment_long(letters, _VOCABULARY)
     else:
         return run
+    return _respaced(run, words)
+
+
+def _respaced(run: str, words: str) -> str:
+    """The run as its letters segmented (`words`) where that spells a rule word, else as it was."""
     return " " + words if any(w in _VOCABULARY for w in words.split()) else run
 
 
 # Runs up to this many letters are segmented letter by letter (`_segment`); longer ones from the
-# places where words stand (`_segment_long`), in numpy passes and a Python step only per
-# stretch of overlapping words that no one word covers. Both give the same words.
+# places where words stand (`_segment_long`), in numpy passes: a Python step per stretch of
+# overlapping words that no one word covers, or, where many words stand in such stretches,
+# one numpy step per letter of a lane (`_read_in_lanes`). All give the same words.
 _SEGMENT_AT_ONCE = 400
 _LONGEST_SEGMENT = 16  # the longest word `_segment` takes
 _SEGMENT_LUT_BITS = 20
@@ -551,7 +559,8 @@ class _SegmentTables:
     the words that start with them (bit `length` set), and bit 2 where the first two are a word.
     `lut`: true at the top `_SEGMENT_LUT_BITS` bits of each word's hash. `keys`: each word's
     length * 2**32 + hash, in order; `high` and `low`: its letters, zero-padded to
-    `_LONGEST_SEGMENT`, as two big-endian 64-bit halves (in the same order); `shared`: how many
+    `_LONGEST_SEGMENT`, as two big-endian 64-bit halves, and `words` the words (in the same
+    order); `shared`: how many
     words at most share a key; `masks_high`, `masks_low`: per length, the bits of those halves
     that hold the first `length` letters."""
 
@@ -561,6 +570,7 @@ class _SegmentTables:
     keys: np.ndarray
     high: np.ndarray
     low: np.ndarray
+    words: tuple[str, ...]
     shared: int
     masks_high: np.ndarray
     masks_low: np.ndarray
@@ -589,7 +599,7 @@ def _segment_tables(words: frozenset[str]) -> _SegmentTables:
                 starts[(first * _PREFIX_BASE + second) * _PREFIX_BASE + third] |= 1 << len(word)
             packed = int.from_bytes(word.encode("ascii").ljust(_LONGEST_SEGMENT, b"\0"), "big")
             key = len(word) << _HASH_BITS | _word_hash(word)
-            entries.append((key, packed >> 64, packed & (1 << 64) - 1))
+            entries.append((key, packed >> 64, packed & (1 << 64) - 1, word))
         lut[_word_hash(word) >> (_HASH_BITS - _SEGMENT_LUT_BITS)] = True
     entries.sort()
     keys = np.array([entry[0] for entry in entries], dtype=np.uint64)
@@ -604,6 +614,7 @@ def _segment_tables(words: frozenset[str]) -> _SegmentTables:
         keys=keys,
         high=np.array([entry[1] for entry in entries], dtype=np.uint64),
         low=np.array([entry[2] for entry in entries], dtype=np.uint64),
+        words=tuple(entry[3] for entry in entries),
         shared=shared,
         masks_high=np.array([mask >> 64 for mask in masks], dtype=np.uint64),
         masks_low=np.array([mask & (1 << 64) - 1 for mask in masks], dtype=np.uint64),
@@ -622,12 +633,33 @@ def _occurrences(
     word's have their letters compared with the word's of the same length and hash (packed
     into two 64-bit integers), so a text that shares a hash with a word is never taken for
     it, nor hides it."""
+    starts, ends, _ = _found(_candidates(letters, words), distinct=distinct)
+    return starts, ends
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """The places in some letters where one of `words` may stand (`_occurrences`; `tables`:
+    theirs): each place with a length whose first letters start a word of that length and
+    whose hash may be a word's, that length, the key (length * 2**32 + hash), and the letters'
+    next eight bytes at each place (`eights`, big-endian)."""
+
+    words: frozenset[str]
+    tables: _SegmentTables
+    places: np.ndarray
+    length: np.ndarray
+    keys: np.ndarray
+    eights: np.ndarray
+
+
+def _candidates(letters: str, words: frozenset[str]) -> _Candidates | None:
+    """The first numpy passes of `_occurrences`, which `_found` completes; None where no
+    place is a candidate."""
     import numpy as np
 
     n = len(letters)
-    none = np.zeros(0, dtype=np.int64)
     if n < 2:
-        return none, none
+        return None
     tables = _segment_tables(words)
     base = _PREFIX_BASE
     # The text's bytes, then zeros: `_LONGEST_SEGMENT` of them past any place.
@@ -637,7 +669,7 @@ def _occurrences(
     lengths = tables.starts[(code[:-2] * base + code[1:-1]) * base + code[2:]]
     candidates = np.flatnonzero(lengths)
     if not len(candidates):
-        return none, none
+        return None
     lengths = lengths[candidates]
     # One (place, length) for each bit of each candidate's lengths, the lowest bits first.
     found_places, found_lengths = [], []
@@ -661,6 +693,23 @@ def _occurrences(
     keys = length.astype(np.uint64) << np.uint64(_HASH_BITS) | hashes[hits]
     # Eight bytes from each place, big-endian (the buffer is not copied).
     eights = np.ndarray((n + 8,), dtype=">u8", buffer=padded, strides=(1,))
+    return _Candidates(
+        words=words, tables=tables, places=places, length=length, keys=keys, eights=eights
+    )
+
+
+def _found(
+    candidates: _Candidates | None, *, distinct: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The places of `_occurrences` among the candidates, as (starts, ends, word): `word`, the
+    index of each place's word in `tables.words`."""
+    import numpy as np
+
+    if candidates is None:
+        none = np.zeros(0, dtype=np.int64)
+        return none, none, none
+    tables, places, length = candidates.tables, candidates.places, candidates.length
+    keys, eights = candidates.keys, candidates.eights
     if distinct and tables.shared == 1:
         # One place for each key is compared; where that is not the word of its key (a text
         # that shares the word's hash), every place of the key.
@@ -676,22 +725,24 @@ def _occurrences(
         if len(unsure):
             again = np.flatnonzero(np.isin(keys, unsure))
             more, _ = _words_at(tables, eights, places[again], length[again], keys[again])
-            picked = np.concatenate((picked[word >= 0], again[more >= 0]))
+            matched = np.concatenate((picked[word >= 0], again[more >= 0]))
+            word = np.concatenate((word[word >= 0], more[more >= 0]))
         else:
-            picked = picked[word >= 0]
-        matched = np.sort(picked)
+            matched, word = picked[word >= 0], word[word >= 0]
+        word_at = np.full(len(places), -1, dtype=np.int64)
+        word_at[matched] = word
     else:
-        word, _ = _words_at(tables, eights, places, length, keys)
-        matched = np.flatnonzero(word >= 0)
+        word_at, _ = _words_at(tables, eights, places, length, keys)
+        matched = np.flatnonzero(word_at >= 0)
         if distinct:
             # One place for each word (the last one written).
             place_of = np.full(len(tables.keys), -1, dtype=np.int64)
-            place_of[word[matched]] = matched
+            place_of[word_at[matched]] = matched
             matched = place_of[place_of >= 0]
     # Ordered by start, then end (they were not).
     matched = matched[np.lexsort((length[matched], places[matched]))]
     starts = places[matched].astype(np.int64)
-    return starts, starts + length[matched]
+    return starts, starts + length[matched], word_at[matched]
 
 
 def _words_at(
@@ -721,21 +772,27 @@ def _words_at(
     return word, known
 
 
-def _segment_long(letters: str, vocabulary: frozenset[str]) -> str:
+def _segment_long(
+    letters: str,
+    vocabulary: frozenset[str],
+    occurrences: tuple[np.ndarray, np.ndarray] | None = None,
+) -> str:
     """`_segment(letters, vocabulary)`, computed from the places where words of the vocabulary
-    stand (`_occurrences`).
+    stand (`occurrences`, if given, must be `_occurrences(letters, vocabulary)`).
 
     Every reading passes through a place no word spans, and the best reading up to there does
     not change which is best after it (costs only add up, and `_segment` compares only costs
     that share it): the letters fall apart into clusters of overlapping words, read one by
     one, with unknown characters between them. A cluster that one word covers is read as that
     word (one word costs the least any reading can, and no other reading costs one); the
-    others by `_cluster_words`, a Python step per word in them. Unknown characters are glued
-    as `_segment` glues them (`_glue_cuts`)."""
+    others by `_chosen_words`. Unknown characters are glued as `_segment` glues them
+    (`_glue_cuts`)."""
     import numpy as np
 
     n = len(letters)
-    starts, ends = _chosen_words(*_occurrences(letters, vocabulary))
+    if occurrences is None:
+        occurrences = _occurrences(letters, vocabulary)
+    starts, ends = _chosen_words(*occurrences)
     cuts = [starts, ends]
     # A run of unknown characters in the best reading holds no word `_segment` takes (reading
     # it would cost less), so only words it never takes can split one where it is glued.
@@ -755,9 +812,21 @@ def _segment_long(letters: str, vocabulary: frozenset[str]) -> str:
     return np.insert(chars, places, ord(" ")).tobytes().decode("ascii")
 
 
-def _chosen_words(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _chosen_words(
+    starts: np.ndarray,
+    ends: np.ndarray,
+    *,
+    lane_words: int | None = None,
+    lane: int | None = None,
+    warm_up: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """The words `_segment` reads, as (starts, ends) in order, from every place a word of its
-    vocabulary stands (`_occurrences`: ordered by start, then end)."""
+    vocabulary stands (`_occurrences`: ordered by start, then end).
+
+    Clusters that one word covers are that word; where at least `lane_words` (by default
+    `_LANE_WORDS`) words stand in the others, they are all read in numpy lanes
+    (`_read_in_lanes`, `lane` and `warm_up` its sizes), else cluster by cluster in Python
+    (`_cluster_words`); both give the same words (tests compare them)."""
     import numpy as np
 
     if not len(starts):
@@ -772,9 +841,20 @@ def _chosen_words(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.
     whole = np.logical_or.reduceat((starts == lo[cluster]) & (ends == hi[cluster]), first)
     if whole.all():
         return lo, hi
+    bounds = [*first.tolist(), len(starts)]
+    if lane_words is None:
+        lane_words = _LANE_WORDS
+    if len(starts) - int(np.diff(bounds)[whole].sum()) >= lane_words:
+        read = _read_in_lanes(
+            starts,
+            ends,
+            lane=_LANE if lane is None else lane,
+            warm_up=_WARM_UP if warm_up is None else warm_up,
+        )
+        if read is not None:
+            return read
     chosen_starts: list[int] = []
     chosen_ends: list[int] = []
-    bounds = [*first.tolist(), len(starts)]
     all_starts, all_ends = starts.tolist(), ends.tolist()
     for index in np.flatnonzero(~whole).tolist():
         begin, stop = bounds[index], bounds[index + 1]
@@ -788,6 +868,110 @@ def _chosen_words(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.
     # Words read never overlap: no two start at one place.
     order = np.argsort(chosen[0])
     return chosen[0][order], chosen[1][order]
+
+
+# Where at least this many words stand in clusters that no one word covers, `_chosen_words`
+# reads them in numpy lanes of `_LANE` letters (each read from `_WARM_UP` letters before them)
+# rather than a Python step per word.
+_LANE_WORDS = 1024
+_LANE = 32
+_WARM_UP = 32
+_NEVER = 1 << 40  # a cost no reading reaches
+
+
+def _read_in_lanes(
+    starts: np.ndarray, ends: np.ndarray, *, lane: int, warm_up: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """`_segment`'s words, as `_chosen_words` returns them, from the costs of its best readings
+    (`_lane_costs`), or None where those costs do not hold.
+
+    The costs are checked against `_segment`'s recurrence at every place (the first place's
+    cost is 0; every other place's is the least of the place before it + 3 and the least
+    offer a word ending there makes: its start's cost + 1): only `_segment`'s own costs pass.
+    From them each choice is local, as `_segment` makes it: an end takes the first word
+    (least start) whose offer is the least, if that costs less than the place before + 3;
+    reading back from the last place, a word where one was taken, else an unknown letter."""
+    import numpy as np
+
+    size = int(ends.max()) + 1
+    costs = _lane_costs(starts, ends, size, lane=lane, warm_up=warm_up)
+    offers = costs[starts] + 1
+    offered = np.full(size, _NEVER, dtype=np.int64)
+    np.minimum.at(offered, ends, offers)
+    steps = np.minimum(costs[:-1] + 3, offered[1:])
+    if costs[0] != 0 or not np.array_equal(costs[1:], steps):
+        return None
+    least = offers == offered[ends]
+    by = np.full(size, size, dtype=np.int64)
+    np.minimum.at(by, ends[least], starts[least])
+    taken = np.zeros(size, dtype=bool)
+    taken[1:] = offered[1:] < costs[:-1] + 3
+    taken_ends = np.flatnonzero(taken)
+    # From a word taken, back to the last word taken at or before its start (-1: none).
+    last_taken = np.cumsum(taken) - 1
+    back = last_taken[by[taken_ends]].tolist()
+    chain: list[int] = []
+    at = len(taken_ends) - 1
+    while at >= 0:
+        chain.append(at)
+        at = back[at]
+    read = taken_ends[np.array(chain[::-1], dtype=np.int64)]
+    return by[read], read
+
+
+def _lane_costs(
+    starts: np.ndarray, ends: np.ndarray, size: int, *, lane: int, warm_up: int
+) -> np.ndarray:
+    """At each place 0 .. size - 1, the cost of `_segment`'s best reading up to there, where
+    the reading's start no longer matters `warm_up` letters on: the places are read in lanes
+    of `lane` letters, all at once (numpy), one step a letter; each lane from `warm_up` letters
+    before its own (or from 0) as if the letters started there, its costs shifted to agree
+    with the lane before at the place they share. `_read_in_lanes` checks what this returns.
+    """
+    import numpy as np
+
+    count = -(-size // lane)
+    own = np.arange(count, dtype=np.int64) * lane
+    begin = np.maximum(own - warm_up, 0)
+    height = warm_up + lane + 1  # a lane reads its own letters and the first of the next
+    # Each word in each lane that reads both its start and end: the lane whose own letters end
+    # with it, then the next ones while they read from its start or before.
+    first = np.maximum((ends - 1) // lane, 0)
+    lanes, words = [first], [np.arange(len(starts))]
+    for later in range(1, -(-warm_up // lane) + 1):
+        lane_of = first + later
+        kept = np.flatnonzero((lane_of < count) & (lane_of * lane - warm_up <= starts))
+        lanes.append(lane_of[kept])
+        words.append(kept)
+    lane_of, word = np.concatenate(lanes), np.concatenate(words)
+    # By the row of their start (a stable sort of 16-bit keys is a radix sort).
+    row = (starts[word] - begin[lane_of]).astype(np.int16 if height < 1 << 15 else np.int64)
+    order = np.argsort(row, kind="stable")
+    row, lane_of, word = row[order], lane_of[order], word[order]
+    target = (ends[word] - begin[lane_of]) * count + lane_of
+    bounds = np.searchsorted(row, np.arange(height + 1, dtype=row.dtype)).tolist()
+    costs = np.empty((height, count), dtype=np.int64)
+    offered = np.full(height * count, _NEVER, dtype=np.int64)
+    offered_at = offered.reshape(height, count)
+    costs[0] = 0
+    for at in range(height):
+        cost = costs[at]
+        if at:
+            np.add(costs[at - 1], 3, out=cost)
+            np.minimum(cost, offered_at[at], out=cost)
+        lo, hi = bounds[at], bounds[at + 1]
+        if lo < hi:
+            # Words starting here end at different places: no target twice.
+            at_end = target[lo:hi]
+            offered[at_end] = np.minimum(offered[at_end], cost[lane_of[lo:hi]] + 1)
+    index = np.arange(count)
+    shift = np.zeros(count, dtype=np.int64)
+    np.cumsum(
+        costs[own[:-1] + lane - begin[:-1], index[:-1]] - costs[own[1:] - begin[1:], index[1:]],
+        out=shift[1:],
+    )
+    rows = (own - begin)[:, None] + np.arange(lane)[None, :]
+    return (costs[rows, index[:, None]] + shift[:, None]).reshape(-1)[:size]
 
 
 def _cluster_words(starts: list[int], ends: list[int]) -> list[tuple[int, int]]:
@@ -875,39 +1059,95 @@ def _despaced(text: str, words: frozenset[str], *, prune: bool = True) -> _View 
     With `prune`, runs longer than `_SEGMENT_AT_ONCE` letters are left as typed where no rule
     is possible with what they may write (the rule words and gate words inside their letters,
     with what the rest of the view writes): the view is then worth nothing to `_match_view` either
-    way. Otherwise it is the same view.
+    way. Otherwise it is the same view. The runs are found once, and the places words may
+    stand in a long run looked at once (`_candidates`), for what it may write and, where the
+    view is worth it, for the words that read it.
     """
+    runs = _runs_of(text, words)
+    if runs is None:
+        return None
     if not prune:
-        return _despaced_with(text, words, _respace)
-    long_runs: list[str] = []
+        return _view_of(text, runs, _respace)
+    long_runs: dict[str, _Candidates | None] = {}
 
     def respace_short(run: str) -> str:
         respaced = _respace(run, long=False)
         if respaced is run and len(run) > _SEGMENT_AT_ONCE:
             letters = run.translate(_DROP_SEPARATORS)
             if len(letters) > _SEGMENT_AT_ONCE:
-                long_runs.append(letters)
+                long_runs[letters] = None
         return respaced
 
-    view = _despaced_with(text, words, respace_short)
+    view = _view_of(text, runs, respace_short)
     if not long_runs:
         return view
-    written = set().union(*(_occurring(letters) for letters in long_runs))
+    written: set[str] = set()
+    for letters in long_runs:
+        long_runs[letters] = candidates = _candidates(letters, _SEGMENT_WORDS)
+        written |= _occurring(letters, candidates)
     if view is not None:
         written |= _words_of(" ".join(view[0][lo:hi] for lo, hi in view[1]))
     if not _worth_a_view(words, frozenset(written)):
         return view
-    return _despaced_with(text, words, _respace)
+
+    def respace_long(run: str) -> str:
+        letters = run.translate(_DROP_SEPARATORS)
+        if letters not in long_runs:
+            return _respace(run)
+        segmented = _segment_long(
+            letters, _VOCABULARY, _vocabulary_places(long_runs[letters], _VOCABULARY)
+        )
+        return _respaced(run, segmented)
+
+    return _view_of(text, runs, respace_long)
 
 
-def _occurring(letters: str) -> set[str]:
+def _occurring(letters: str, candidates: _Candidates | None = None) -> set[str]:
     """The rule words and gate words that stand anywhere in `letters`: a superset of the
-    words that segmenting them can write that any rule could use."""
-    starts, ends = _occurrences(letters, _SEGMENT_WORDS, distinct=True)
+    words that segmenting them can write that any rule could use. `candidates`, if given,
+    must be `_candidates(letters, _SEGMENT_WORDS)`."""
+    if candidates is None:
+        candidates = _candidates(letters, _SEGMENT_WORDS)
+    starts, ends, _ = _found(candidates, distinct=True)
     return {letters[start:end] for start, end in zip(starts.tolist(), ends.tolist(), strict=True)}
 
 
-def _despaced_with(text: str, words: frozenset[str], respace: Callable[[str], str]) -> _View | None:
+def _vocabulary_places(
+    candidates: _Candidates | None, vocabulary: frozenset[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """`_occurrences(letters, vocabulary)` from `_candidates(letters, words)`, where `words`
+    holds every word of the vocabulary of 2 to `_LONGEST_SEGMENT` letters: the places of
+    `words` (in the same order), those of the vocabulary's words kept."""
+    starts, ends, word = _found(candidates, distinct=False)
+    if candidates is None or not len(word):
+        return starts, ends
+    keep = _in_vocabulary(candidates.words, vocabulary)[word]
+    return starts[keep], ends[keep]
+
+
+@functools.lru_cache(maxsize=4)
+def _in_vocabulary(words: frozenset[str], vocabulary: frozenset[str]) -> np.ndarray:
+    """Whether each word of `_segment_tables(words)` (`words`, in order) is in the vocabulary."""
+    import numpy as np
+
+    listed = _segment_tables(words).words
+    return np.array([word in vocabulary for word in listed], dtype=bool)
+
+
+@dataclass(frozen=True)
+class _Runs:
+    """Where a text's runs of spaced letters stand (`spaced`: spans in " " + text, as
+    `_SPACED_RUN.finditer` finds them), whether glued runs may stand in it, and its shape
+    (`_SHAPE`; "" for a text that is not ASCII) with a space on either side."""
+
+    spaced: list[tuple[int, int]]
+    glued: bool
+    shape: str
+    shaped: str
+
+
+def _runs_of(text: str, words: frozenset[str]) -> _Runs | None:
+    """The runs of the text (`_Runs`), or None where it can hold neither kind."""
     if len(words & _SINGLE_CHARACTERS) < 2:
         return None
     # Letters and digits become "x", separators " " or "_": runs show up as a plain substring,
@@ -918,27 +1158,32 @@ def _despaced_with(text: str, words: frozenset[str], respace: Callable[[str], st
     glued = not shape or _has_glued_letters(shaped)
     if not spaced and not glued:
         return None
-    view = None
+    runs: list[tuple[int, int]] = []
     if spaced:
         # `shaped` lines up with " " + text; every run starts where it shows " x x x x" once
         # both kinds of separator read as a space.
         padded = " " + text
         spaced_shape = shaped.replace("_", " ")
         if not shape:
-            runs: Iterable[tuple[int, int]] = _spans(_SPACED_RUN.finditer(padded))
+            runs = list(_spans(_SPACED_RUN.finditer(padded)))
         elif spaced_shape.count(" x x x x") >= _MANY_CANDIDATES:
             # A long run, or many: the regex would take a step per letter of them.
             runs = _spaced_runs(padded)
         else:
-            runs = _spans(_matches_where(_SPACED_RUN, padded, spaced_shape, " x x x x"))
-        view = _rewrite(padded, runs, respace)
+            runs = list(_spans(_matches_where(_SPACED_RUN, padded, spaced_shape, " x x x x")))
+    return _Runs(spaced=runs, glued=glued, shape=shape, shaped=shaped)
+
+
+def _view_of(text: str, runs: _Runs, respace: Callable[[str], str]) -> _View | None:
+    """The text with its spaced runs re-read by `respace`, then its glued runs by `_unglue`."""
+    view = _rewrite(" " + text, runs.spaced, respace) if runs.spaced else None
     if view is not None:
         view = view[0][1:], [(max(0, lo - 1), hi - 1) for lo, hi in view[1]]
-    if not glued:
+    if not runs.glued:
         return view
     target = text if view is None else view[0]
     # " x_x" at index i of a shape is the letter at index i of its text, after a separator.
-    target_shape = shaped if view is None else " " + target.translate(_SHAPE) + " "
+    target_shape = runs.shaped if view is None else " " + target.translate(_SHAPE) + " "
     if (
         target.isascii()
         and target_shape.count(" x_x") >= _MANY_CANDIDATES
@@ -949,7 +1194,7 @@ def _despaced_with(text: str, words: frozenset[str], respace: Callable[[str], st
         return view
     glues = (
         _matches_where(_GLUED_RUN, target, target_shape, " x_x")
-        if shape
+        if runs.shape
         else _GLUED_RUN.finditer(target)
     )
     unglued = _rewrite(target, _spans(glues), _unglue)
@@ -3635,9 +3880,13 @@ def _touching(words: frozenset[str], written: frozenset[str]) -> frozenset[int]:
     together = words | written
     unsafe = _token_table().unsafe
     touched: set[int] = set()
-    for word in written:
-        touched.update(_SPELLED_BY.get(word, ()))
-        touched.update(_LEAD_WORD_OF.get(word, ()))
+    # Set intersections find the few written words the tables name (a view of a long run may
+    # write thousands of distinct pieces), and one regex the few that start with an unsafe word.
+    for word in written.intersection(_SPELLED_BY):
+        touched.update(_SPELLED_BY[word])
+    for word in written.intersection(_LEAD_WORD_OF):
+        touched.update(_LEAD_WORD_OF[word])
+    for word in _starting_unsafe(written):
         # A lead word the body may read on into stands where a word starts with it.
         for end in range(1, min(len(word), _LONGEST_WORD)):
             if word[:end] in unsafe:
@@ -3645,14 +3894,40 @@ def _touching(words: frozenset[str], written: frozenset[str]) -> frozenset[int]:
     # A rule possible with `together` but not with `words` has a gate that only a written
     # word meets: one of its gate words was written. No other rule can qualify.
     candidates = set(touched)
-    for word in written:
-        candidates.update(_GATED_BY.get(word, ()))
+    for word in written.intersection(_GATED_BY):
+        candidates.update(_GATED_BY[word])
     return frozenset(
         index
         for index in candidates
         if RULES[index].possible(together)
         and (index in touched or not RULES[index].possible(words))
     )
+
+
+def _starting_unsafe(written: Iterable[str]) -> set[str]:
+    """The words (of ASCII letters and digits) that start with a `_TokenTable.unsafe` word
+    shorter than themselves and than `_LONGEST_WORD`: the only ones of which a beginning is an
+    unsafe lead word that `_touching` counts. Each unsafe word is found in all the words at
+    once (`str.find`), not each word looked at."""
+    spaced = " " + " ".join(written) + " "
+    found: set[str] = set()
+    for unsafe in _token_table().unsafe:
+        if len(unsafe) >= _LONGEST_WORD:
+            continue
+        at = spaced.find(" " + unsafe)
+        while at != -1:
+            end = spaced.index(" ", at + 1)
+            if end > at + 1 + len(unsafe):
+                found.add(spaced[at + 1 : end])
+            at = spaced.find(" " + unsafe, end)
+    return found
+
+
+def _unsafe_heads(written: Iterable[str]) -> set[str]:
+    """The `_TokenTable.unsafe` words that one of the words (of ASCII letters and digits)
+    starts with, or is."""
+    spaced = " " + " ".join(written)
+    return {unsafe for unsafe in _token_table().unsafe if " " + unsafe in spaced}
 
 
 def _match_untouched(
@@ -3899,12 +4174,60 @@ def _match_view(
         # near a long one (a long spaced run), the text's pass looks at its many places.
         if sum(hi - lo for lo, hi in regions) <= _FEW_PLACES:
             rule = _match_touching(view_text, regions, touching)
+        elif leading := _leads_standing(view_text, regions, touching):
+            # What `_Tokens.of(wrote)` would name, and more (which gates may hold): every
+            # written word, and the unsafe lead words one starts with.
+            beyond = words | written | _unsafe_heads(written)
+            rule = _match_rules(view_text, near, beyond=beyond, only=leading)[0]
         else:
-            beyond = words | _Tokens.of(wrote, 0, len(wrote)).words
-            rule = _match_rules(view_text, near, beyond=beyond, only=touching)[0]
+            rule = None
         if rule is not None:
             return rule
     return _match_untouched(view, looked, touching, regions, in_place=in_place)
+
+
+def _leads_standing(
+    text: str, regions: list[tuple[int, int]], rules: frozenset[int]
+) -> frozenset[int]:
+    """The rules (indices into `RULES`) that may match the text at a start in the regions, as
+    far as their leads tell: a match starts with one of its rule's leads (literal text), so a
+    rule none of whose leads stands there cannot match; the scanner would run a regex at every
+    place a lead word stands ("system" over and over) to find that out. Each lead is looked for
+    by what follows its first word, where anything does (`_LEAD_NEEDLES`: rarer than the
+    word, so `str.find` skips faster), at the place that stands at in a lead starting in a
+    region. Up to `_LEAD_FINDS` are looked for in all (rules with fewer first); the rules left
+    are kept."""
+    kept = set()
+    budget = _LEAD_FINDS
+    for index in sorted(rules, key=lambda index: (len(_LEAD_NEEDLES[index]), index)):
+        needles = _LEAD_NEEDLES[index]
+        budget -= len(needles) * len(regions)
+        if budget < 0 or any(
+            text.find(needle, lo + at, hi + reach) != -1
+            for at, needle, reach in needles
+            for lo, hi in regions
+        ):
+            kept.add(index)
+    return frozenset(kept)
+
+
+# Leads `_leads_standing` looks for in a view at most (each a `str.find` over its regions).
+_LEAD_FINDS = 64
+
+
+def _lead_needles(leads: Iterable[str]) -> tuple[tuple[int, str, int], ...]:
+    """For each lead (distinct ones once): where in it `_leads_standing` starts looking (after
+    its first word, if anything follows it, else at its start), what it looks for (the rest of
+    the lead), and how far past a region's end the rest may end (its end in the lead - 1)."""
+    needles = set()
+    for lead in leads:
+        word = _FIRST_WORD.search(lead)
+        at = word.end() if word is not None and word.end() < len(lead) else 0
+        needles.add((at, lead[at:], len(lead) - 1))
+    return tuple(sorted(needles))
+
+
+_LEAD_NEEDLES = [_lead_needles(rule.leads) for rule in RULES]
 
 
 # Characters of regions up to which a view's touching rules are looked for place by place.
