@@ -3275,11 +3275,13 @@ class _TokenTable:
     that gives each of `words` a slot of its own), and the slot holds the id of the only word
     that may be there; `hashes` holds each id's hash: a word is known if its hash is its
     slot's word's.
-    `paired` is true at i * (len(words) + 1) + j where (words[i], words[j]) are a lead's first
-    two words; `needs_pair` is true for a lead word all of whose leads have two words. A lead
-    word found as a word of the text would miss a lead that ends with it where the rule's body
-    reads on into the same word ("apikey" + "[a-z0-9_]*" in "apikey_value"): those few,
-    `unsafe`, are looked for at the start of words (by the hash of their first characters).
+    `pairs` maps i * (len(words) + 1) + j to (words[i], words[j]) where those are a lead's
+    first two words, `pair_codes` holds those codes in order, and `pair_first` is true for the
+    first words of such pairs; `needs_pair` is true for a lead word all of whose leads have two
+    words. A lead word found as a word of the text would miss a lead that ends with it where
+    the rule's body reads on into the same word ("apikey" + "[a-z0-9_]*" in "apikey_value"):
+    those few, `unsafe`, are looked for at the start of words (by the hash of their first
+    characters).
     """
 
     words: tuple[str, ...]
@@ -3287,8 +3289,9 @@ class _TokenTable:
     spread: int
     slots: np.ndarray
     hashes: np.ndarray
-    paired: np.ndarray
     pairs: dict[int, tuple[str, str]]
+    pair_codes: np.ndarray
+    pair_first: np.ndarray
     needs_pair: np.ndarray
     unsafe: frozenset[str]
     # Where a word starts with an unsafe word, the hash of its first `unsafe_prefix`
@@ -3351,12 +3354,15 @@ def _token_table() -> _TokenTable:
         for multiplier in (_HASH_BASE * k % _HASH_MODULUS | 1 for k in range(1, 1 << 16))
         if len(set(_slot(hashes[:other], multiplier).tolist())) == other
     )
-    slots = np.full(1 << _SLOT_BITS, other, dtype=np.int64)
+    # Tables a text's every word is looked up in stay small (int16 ids, no table of every
+    # pair of ids): what screening does after them runs faster with them out of the cache.
+    slots = np.full(1 << _SLOT_BITS, other, dtype=np.int16)
     slots[_slot(hashes[:other], spread)] = np.arange(other)
     width = other + 1
     pairs = {index[first] * width + index[second]: (first, second) for first, second in _LEAD_PAIRS}
-    paired = np.zeros(width * width, dtype=bool)
-    paired[list(pairs)] = True
+    pair_codes = np.array(sorted(pairs), dtype=np.intp)
+    pair_first = np.zeros(width, dtype=bool)
+    pair_first[[index[first] for first, _ in _LEAD_PAIRS]] = True
     needs_pair = np.zeros(width, dtype=bool)
     for word in index:
         heads = [head for rule in RULES for head in rule.heads if head.word == word]
@@ -3390,8 +3396,9 @@ def _token_table() -> _TokenTable:
         spread=spread,
         slots=slots,
         hashes=hashes,
-        paired=paired,
         pairs=pairs,
+        pair_codes=pair_codes,
+        pair_first=pair_first,
         needs_pair=needs_pair,
         unsafe=unsafe,
         unsafe_prefix=unsafe_prefix,
@@ -3508,12 +3515,17 @@ class _Tokens:
         prefix = np.zeros(len(chars) + 1, dtype=np.uint32)
         np.cumsum(chars.astype(np.uint32) * power[: len(chars)], out=prefix[1:])
         hashes = (prefix[ends] - prefix[starts]) * inverse[starts]
-        ids = table.slots[_slot(hashes, table.spread)]
+        ids = table.slots[_slot(hashes, table.spread)].astype(np.intp)
         other = len(table.words)
         ids[table.hashes[ids] != hashes] = other
-        codes = ids[:-1] * (other + 1) + ids[1:]
+        # Only a word that starts a lead's first pair can be paired with the next.
+        first = np.flatnonzero(table.pair_first[ids[:-1]])
+        codes = ids[first] * (other + 1) + ids[first + 1]
+        found = np.searchsorted(table.pair_codes, codes)
+        is_pair = table.pair_codes[np.minimum(found, len(table.pair_codes) - 1)] == codes
         paired = np.zeros(len(ids), dtype=bool)
-        paired[:-1] = table.paired[codes]
+        paired[first[is_pair]] = True
+        pairs = frozenset(table.pairs[code] for code in set(codes[is_pair].tolist()))
         lengths = ends - starts
         present = np.flatnonzero(np.bincount(ids, minlength=other + 1)[:other]).tolist()
         words = {table.words[at] for at in present}
@@ -3553,7 +3565,7 @@ class _Tokens:
             ids=ids,
             paired=paired,
             words=frozenset(words),
-            pairs=frozenset(table.pairs[code] for code in set(codes[paired[:-1]].tolist())),
+            pairs=pairs,
             letters_apart=bool((single[:-1] & single[1:] & (np.diff(starts) == 2)).any()),
             lo=lo,
             codes=raw,
@@ -3873,29 +3885,20 @@ _TEXT_WORD = re.compile("(?<![a-z0-9])[a-z0-9]+")
 
 def _window_places(text: str, words: Iterable[str], lo: int, hi: int) -> dict[str, list[int]]:
     """Per word of `words` (lead words) that stands in [lo, hi): where, in order, as
-    `_word_places(text, word, lo, hi)` finds it (tests compare them), from one pass over the
-    window's words."""
+    `_word_places(text, word, lo, hi)` finds it (tests compare them), looked for only where it
+    is among the window's words (read at once) or is unsafe.
+
+    A word of the text that starts in the window is read whole up to `_LONGEST_WORD`
+    characters past `hi`: cut there, it is longer than any lead word, and starts with the same
+    ones. An unsafe word (found where a word starts with it) is always looked for."""
     unsafe = _token_table().unsafe
-    wanted = frozenset(words)
-    whole = wanted - unsafe
-    prefixes = tuple(sorted(wanted & unsafe))
+    present = set(_TEXT_WORD.findall(text, lo, hi + _LONGEST_WORD))
     places: dict[str, list[int]] = {}
-    for match in _TEXT_WORD.finditer(text, lo):
-        at = match.start()
-        if at >= hi:
-            break
-        token = match.group()
-        if token in whole:
-            found = [token]
-        elif prefixes and token.startswith(prefixes):
-            found = []
-        else:
-            continue
-        if prefixes and token.startswith(prefixes):
-            found.extend(word for word in prefixes if token.startswith(word))
-        for word in found:
-            if word not in _PAIR_WORDS or (word, _next_word(text, at + len(word))) in _LEAD_PAIRS:
-                places.setdefault(word, []).append(at)
+    for word in words:
+        if word in present or word in unsafe:
+            found = list(_word_places(text, word, lo, hi))
+            if found:
+                places[word] = found
     return places
 
 

@@ -217,3 +217,20 @@ def test_framing_agrees_with_whole_windows_on_generated_texts(words: list[str], 
 def test_table_fold_equals_the_reference_fold_narrow_or_wide(text: str) -> None:
     for candidate in (text, text * 40, "x" * 300 + text):
         assert screening._fold(candidate) == screening._fold_reference(candidate)
+
+
+# ---- lead words near a change -------------------------------------------------------------------
+
+
+def test_window_places_find_lead_words_that_run_past_the_window() -> None:
+    # given every lead word, alone and before its second word, with a window ending anywhere in it
+    for word in screening._SCANNERS:
+        seconds = sorted(second for first, second in screening._LEAD_PAIRS if first == word)
+        for text in (f"x {word} y", f"x {word}s {word} " + " ".join(seconds[:1])):
+            for hi in range(1, len(text) + 2):
+                # when the window's words are read once
+                found = screening._window_places(text, [word], 0, hi)
+
+                # then the word stands where finding it alone finds it (it starts before `hi`)
+                expected = list(screening._word_places(text, word, 0, hi))
+                assert found == ({word: expected} if expected else {}), (word, text, hi)
