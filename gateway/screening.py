@@ -2956,7 +2956,11 @@ def _match_rules(
     ]
     if regions[-1][1] + _LONGEST < len(text) and beyond is None:
         found.append(_Tokens.of(text, regions[-1][1] + _LONGEST, len(text)))
-    words = frozenset().union(*(tokens.words for tokens in found), beyond or ())
+    words = (
+        found[0].words
+        if len(found) == 1 and not beyond
+        else frozenset().union(*(tokens.words for tokens in found), beyond or ())
+    )
     found = found[: len(regions)]
     apart = any(tokens.letters_apart for tokens in found)
     if not prefilter:
@@ -2968,7 +2972,7 @@ def _match_rules(
                         return rule, words, apart, {}
                     pos = match.start() + 1
         return None, words, apart, {}
-    pairs = frozenset().union(*(tokens.pairs for tokens in found))
+    pairs = found[0].pairs if len(found) == 1 else frozenset().union(*(t.pairs for t in found))
     # One look per lead word, shared by every rule with leads starting with it; words are
     # looked at in the order rules first need them, so earlier rules tend to be named.
     members: dict[str, set[int]] = {}
@@ -2984,7 +2988,10 @@ def _match_rules(
     for word, allowed in members.items():
         scanner = _SCANNERS[word]
         at_word, keys = places[word]
-        checks = {key: scanner.check_for(key) for key in set(keys)}
+        # The scanner keeps every check it gave: only keys not seen before are worked out.
+        checks = scanner.checks
+        for key in set(keys).difference(checks):
+            scanner.check_for(key)
         # One match marks the rules (and offsets) whose lead is here and whose body matches
         # after it: most occurrences of leads fail here, in the regex engine, or are not even
         # tried (no lead of the word can be followed by the character after it).
@@ -3617,6 +3624,7 @@ def _first_start(text: str, lo: int, end: int, spaces: int | None) -> int:
 _FRAMING_SPACES = 16
 
 
+@functools.cache  # rules share framing patterns; a few dozen sources in all
 def _framing_spaces(source: str) -> int | None:
     """The most spaces a match of a framing pattern (`needs_before`, `unless_before`) holds,
     where every match of it ends at the end of the text searched (`$` ends each alternative)
