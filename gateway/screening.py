@@ -307,6 +307,10 @@ def _fold_by_table(text: str) -> str | None:
         folded[astral] = np.array(rows, dtype=np.uint32)[np.searchsorted(found, codes[astral])]
     else:
         folded = table.take(codes)
+    if int(folded.max()) < _OTHER:
+        # Every character folds to at most one character (rows below 256 hold one byte) and
+        # none is left to the slow path: a quarter of the bytes to copy and translate.
+        return folded.astype(np.uint8).tobytes().translate(None, b"\x00").decode("ascii")
     if ((folded & 0xFF) == _OTHER).any():
         return None
     # Rows are little-endian words padded with zero bytes, and only padding is zero.
@@ -1699,6 +1703,16 @@ class Rule:
         if self.unless_before is None:
             return None
         return re.compile(_optimized(self.unless_before.pattern))
+
+    @functools.cached_property
+    def needs_spaces(self) -> int | None:
+        """`_framing_spaces` of `needs_before`."""
+        return None if self.needs_before is None else _framing_spaces(self.needs_before.pattern)
+
+    @functools.cached_property
+    def unless_spaces(self) -> int | None:
+        """`_framing_spaces` of `unless_before`."""
+        return None if self.unless_before is None else _framing_spaces(self.unless_before.pattern)
 
     def possible(self, words: frozenset[str]) -> bool:
         """False if the text with these words cannot contain a match."""
@@ -3190,7 +3204,11 @@ def _match_rules(
     ]
     if regions[-1][1] + _LONGEST < len(text) and beyond is None:
         found.append(_Tokens.of(text, regions[-1][1] + _LONGEST, len(text)))
-    words = frozenset().union(*(tokens.words for tokens in found), beyond or ())
+    words = (
+        found[0].words
+        if len(found) == 1 and not beyond
+        else frozenset().union(*(tokens.words for tokens in found), beyond or ())
+    )
     found = found[: len(regions)]
     apart = any(tokens.letters_apart for tokens in found)
     if not prefilter:
@@ -3202,7 +3220,7 @@ def _match_rules(
                         return rule, words, apart, {}
                     pos = match.start() + 1
         return None, words, apart, {}
-    pairs = frozenset().union(*(tokens.pairs for tokens in found))
+    pairs = found[0].pairs if len(found) == 1 else frozenset().union(*(t.pairs for t in found))
     # One look per lead word, shared by every rule with leads starting with it; words are
     # looked at in the order rules first need them, so earlier rules tend to be named.
     members: dict[str, set[int]] = {}
@@ -3218,7 +3236,10 @@ def _match_rules(
     for word, allowed in members.items():
         scanner = _SCANNERS[word]
         at_word, keys = places[word]
-        checks = {key: scanner.check_for(key) for key in set(keys)}
+        # The scanner keeps every check it gave: only keys not seen before are worked out.
+        checks = scanner.checks
+        for key in set(keys).difference(checks):
+            scanner.check_for(key)
         # One match marks the rules (and offsets) whose lead is here and whose body matches
         # after it: most occurrences of leads fail here, in the regex engine, or are not even
         # tried (no lead of the word can be followed by the character after it).
@@ -3509,11 +3530,13 @@ class _TokenTable:
     that gives each of `words` a slot of its own), and the slot holds the id of the only word
     that may be there; `hashes` holds each id's hash: a word is known if its hash is its
     slot's word's.
-    `paired` is true at i * (len(words) + 1) + j where (words[i], words[j]) are a lead's first
-    two words; `needs_pair` is true for a lead word all of whose leads have two words. A lead
-    word found as a word of the text would miss a lead that ends with it where the rule's body
-    reads on into the same word ("apikey" + "[a-z0-9_]*" in "apikey_value"): those few,
-    `unsafe`, are looked for at the start of words (by the hash of their first characters).
+    `pairs` maps i * (len(words) + 1) + j to (words[i], words[j]) where those are a lead's
+    first two words, `pair_codes` holds those codes in order, and `pair_first` is true for the
+    first words of such pairs; `needs_pair` is true for a lead word all of whose leads have two
+    words. A lead word found as a word of the text would miss a lead that ends with it where
+    the rule's body reads on into the same word ("apikey" + "[a-z0-9_]*" in "apikey_value"):
+    those few, `unsafe`, are looked for at the start of words (by the hash of their first
+    characters).
     """
 
     words: tuple[str, ...]
@@ -3521,8 +3544,9 @@ class _TokenTable:
     spread: int
     slots: np.ndarray
     hashes: np.ndarray
-    paired: np.ndarray
     pairs: dict[int, tuple[str, str]]
+    pair_codes: np.ndarray
+    pair_first: np.ndarray
     needs_pair: np.ndarray
     unsafe: frozenset[str]
     # Where a word starts with an unsafe word, the hash of its first `unsafe_prefix`
@@ -3585,12 +3609,15 @@ def _token_table() -> _TokenTable:
         for multiplier in (_HASH_BASE * k % _HASH_MODULUS | 1 for k in range(1, 1 << 16))
         if len(set(_slot(hashes[:other], multiplier).tolist())) == other
     )
-    slots = np.full(1 << _SLOT_BITS, other, dtype=np.int64)
+    # Tables a text's every word is looked up in stay small (int16 ids, no table of every
+    # pair of ids): what screening does after them runs faster with them out of the cache.
+    slots = np.full(1 << _SLOT_BITS, other, dtype=np.int16)
     slots[_slot(hashes[:other], spread)] = np.arange(other)
     width = other + 1
     pairs = {index[first] * width + index[second]: (first, second) for first, second in _LEAD_PAIRS}
-    paired = np.zeros(width * width, dtype=bool)
-    paired[list(pairs)] = True
+    pair_codes = np.array(sorted(pairs), dtype=np.intp)
+    pair_first = np.zeros(width, dtype=bool)
+    pair_first[[index[first] for first, _ in _LEAD_PAIRS]] = True
     needs_pair = np.zeros(width, dtype=bool)
     for word in index:
         heads = [head for rule in RULES for head in rule.heads if head.word == word]
@@ -3624,8 +3651,9 @@ def _token_table() -> _TokenTable:
         spread=spread,
         slots=slots,
         hashes=hashes,
-        paired=paired,
         pairs=pairs,
+        pair_codes=pair_codes,
+        pair_first=pair_first,
         needs_pair=needs_pair,
         unsafe=unsafe,
         unsafe_prefix=unsafe_prefix,
@@ -3672,10 +3700,6 @@ class _Tokens:
     # Two one-character words with one character between them, somewhere: what runs of
     # spaced or glued letters ("i g n o r e", "x_e_m") need.
     letters_apart: bool
-    # The text's prefix sums of byte * base**position, and where each word ends (relative to
-    # the slice): what `starting_with` hashes a word's first characters from.
-    prefix: np.ndarray
-    ends: np.ndarray
     lo: int
     # The slice's characters as bytes (any other character as "?"), and where its words that
     # are a cue's first word or mix letters and digits start (positions in the text).
@@ -3709,38 +3733,19 @@ class _Tokens:
             possible[within] |= found[first[within]] <= at[within] + _MARKER_REACH
         return possible
 
-    @functools.cached_property
-    def _heads(self) -> tuple[np.ndarray, np.ndarray]:
-        """The words (indices) whose first `_TokenTable.unsafe_prefix` characters hash like an
-        unsafe word's, and that hash: the few any unsafe word looked for may start."""
-        import numpy as np
-
-        table = _token_table()
-        length = table.unsafe_prefix
-        starts = self.starts - self.lo
-        long = np.flatnonzero(self.ends - starts >= length)
-        at = starts[long]
-        _, inverse = _powers(len(self.prefix))
-        heads = (self.prefix[at + length] - self.prefix[at]) * inverse[at]
-        kept = np.isin(heads, np.array([head for _, head, _ in table.unsafe_hashes], np.uint32))
-        return long[kept], heads[kept]
-
-    @functools.cached_property
-    def _head_words(self) -> list[tuple[int, str]]:
-        """(position in the text, word) of the few words `_heads` names: every word that starts
-        with an unsafe word is one of them."""
-        long, _ = self._heads
-        starts = (self.starts[long] - self.lo).tolist()
-        ends = self.ends[long].tolist()
-        return [
-            (start + self.lo, self.spelled[start:end])
-            for start, end in zip(starts, ends, strict=True)
-        ]
-
     def starting_with(self, word: str) -> list[int]:
         """Where words that start with `word` (one of `_TokenTable.unsafe`) start (positions in
-        the text)."""
-        return [at for at, spelled in self._head_words if spelled.startswith(word)]
+        the text, in order): where the slice's spelled-out form holds `word` after a space or
+        at its start. A few searches at C speed: such words are rare, and hashing the first
+        characters of every word to find them cost more."""
+        spelled, lo = self.spelled, self.lo
+        found = []
+        at = spelled.find(word)
+        while at != -1:
+            if not at or spelled[at - 1] == " ":
+                found.append(at + lo)
+            at = spelled.find(word, at + 1)
+        return found
 
     @staticmethod
     def of(text: str, lo: int, hi: int) -> _Tokens:
@@ -3765,12 +3770,17 @@ class _Tokens:
         prefix = np.zeros(len(chars) + 1, dtype=np.uint32)
         np.cumsum(chars.astype(np.uint32) * power[: len(chars)], out=prefix[1:])
         hashes = (prefix[ends] - prefix[starts]) * inverse[starts]
-        ids = table.slots[_slot(hashes, table.spread)]
+        ids = table.slots[_slot(hashes, table.spread)].astype(np.intp)
         other = len(table.words)
         ids[table.hashes[ids] != hashes] = other
-        codes = ids[:-1] * (other + 1) + ids[1:]
+        # Only a word that starts a lead's first pair can be paired with the next.
+        first = np.flatnonzero(table.pair_first[ids[:-1]])
+        codes = ids[first] * (other + 1) + ids[first + 1]
+        found = np.searchsorted(table.pair_codes, codes)
+        is_pair = table.pair_codes[np.minimum(found, len(table.pair_codes) - 1)] == codes
         paired = np.zeros(len(ids), dtype=bool)
-        paired[:-1] = table.paired[codes]
+        paired[first[is_pair]] = True
+        pairs = frozenset(table.pairs[code] for code in set(codes[is_pair].tolist()))
         lengths = ends - starts
         present = np.flatnonzero(np.bincount(ids, minlength=other + 1)[:other]).tolist()
         words = {table.words[at] for at in present}
@@ -3810,10 +3820,8 @@ class _Tokens:
             ids=ids,
             paired=paired,
             words=frozenset(words),
-            pairs=frozenset(table.pairs[code] for code in set(codes[paired[:-1]].tolist())),
+            pairs=pairs,
             letters_apart=bool((single[:-1] & single[1:] & (np.diff(starts) == 2)).any()),
-            prefix=prefix,
-            ends=ends,
             lo=lo,
             codes=raw,
             cued=starts[cued] + lo,
@@ -3822,16 +3830,122 @@ class _Tokens:
 
 
 def _framing_allows(rule: Rule, text: str, start: int, fast: bool = True) -> bool:
+    """Whether the framing before a match of `rule` at `start` allows it: its `needs_before`
+    context is there (the match then starts where that context does) and no `unless_before`
+    framing is. `fast`: the laid-out patterns, searched from where a match of them can first
+    start (`_first_start`); the same outcome as the patterns as written, searched over their
+    whole windows."""
     needs_before = rule.fast_needs_before if fast else rule.needs_before
     if needs_before is not None:
-        context = needs_before.search(text, max(0, start - _NEEDS_REACH), start)
+        lo = max(0, start - _NEEDS_REACH)
+        if fast:
+            lo = _first_start(text, lo, start, rule.needs_spaces)
+        context = needs_before.search(text, lo, start)
         if context is None:
             return False
         start = context.start()
     unless_before = rule.fast_unless_before if fast else rule.unless_before
     if unless_before is None:
         return True
-    return unless_before.search(text, max(0, start - _BEFORE), start) is None
+    lo = max(0, start - _BEFORE)
+    if fast:
+        lo = _first_start(text, lo, start, rule.unless_spaces)
+    return unless_before.search(text, lo, start) is None
+
+
+def _first_start(text: str, lo: int, end: int, spaces: int | None) -> int:
+    """Where a search in text[lo:end] for a framing pattern whose every match ends at `end` and
+    holds at most `spaces` spaces (`_framing_spaces`) can begin and find the same first match:
+    after the (spaces + 1)-th space back from `end`, or at `lo`. A match starting before that
+    would hold one space too many; lookbehinds and word boundaries read the characters before
+    where a search begins as they do inside its window, so every match is the same."""
+    if spaces is None:
+        return lo
+    pieces = text[lo:end].rsplit(" ", spaces + 1)
+    if len(pieces) <= spaces + 1:
+        return lo
+    return lo + len(pieces[0]) + 1
+
+
+# The most spaces `_framing_spaces` counts: past that, finding where to begin costs about what
+# it saves.
+_FRAMING_SPACES = 16
+
+
+@functools.cache  # rules share framing patterns; a few dozen sources in all
+def _framing_spaces(source: str) -> int | None:
+    """The most spaces a match of a framing pattern (`needs_before`, `unless_before`) holds,
+    where every match of it ends at the end of the text searched (`$` ends each alternative)
+    and that many is at most `_FRAMING_SPACES`; else None."""
+    items = list(sre_parse.parse(source))
+    if not _ends_at_end(items):
+        return None
+    spaces = _most_spaces(items)
+    return spaces if spaces is not None and spaces <= _FRAMING_SPACES else None
+
+
+def _ends_at_end(items: _Items) -> bool:
+    """Whether every match of parsed items ends at the end of the text: they end with `$` or
+    `\\Z`, or with a group of alternatives that each do (normalised text has no newline for
+    `$` to stop before)."""
+    if not items:
+        return False
+    op, arg = items[-1]
+    if op is sre_constants.AT:
+        return arg in (sre_constants.AT_END, sre_constants.AT_END_STRING)
+    if op is sre_constants.BRANCH:
+        return all(_ends_at_end(list(alternative)) for alternative in arg[1])  # type: ignore[index]
+    if op is sre_constants.SUBPATTERN:
+        return _ends_at_end(list(arg[-1]))  # type: ignore[index]
+    if op is sre_constants.ATOMIC_GROUP:
+        return _ends_at_end(list(arg))  # type: ignore[arg-type]
+    return False
+
+
+def _most_spaces(items: Iterable[tuple[object, object]]) -> int | None:
+    """The most space characters a match of parsed items consumes, or None if unbounded or
+    unknown (lookarounds consume none)."""
+    total = 0
+    for op, arg in items:
+        if op in (sre_constants.AT, sre_constants.ASSERT, sre_constants.ASSERT_NOT):
+            continue
+        if op in (sre_constants.LITERAL, sre_constants.NOT_LITERAL, sre_constants.IN):
+            total += _matches_space(op, arg)
+        elif op is sre_constants.ANY:
+            total += 1
+        elif op is sre_constants.BRANCH:
+            counts = [_most_spaces(alternative) for alternative in arg[1]]  # type: ignore[index]
+            if None in counts:
+                return None
+            total += max(counts)  # type: ignore[type-var]
+        elif op in (
+            sre_constants.MAX_REPEAT,
+            sre_constants.MIN_REPEAT,
+            sre_constants.POSSESSIVE_REPEAT,
+        ):
+            _, high, item = arg  # type: ignore[misc]
+            inner = _most_spaces(item)
+            if inner is None or (inner and high == sre_constants.MAXREPEAT):
+                return None
+            total += inner * high
+        elif op is sre_constants.SUBPATTERN:
+            inner = _most_spaces(arg[-1])  # type: ignore[index]
+            if inner is None:
+                return None
+            total += inner
+        elif op is sre_constants.ATOMIC_GROUP:
+            inner = _most_spaces(arg)  # type: ignore[arg-type]
+            if inner is None:
+                return None
+            total += inner
+        else:
+            return None
+    return total
+
+
+def _matches_space(op: object, arg: object) -> bool:
+    """Whether one parsed character item matches a space."""
+    return re.fullmatch(_unparse([(op, arg)]), " ") is not None
 
 
 def _first_rule(text: str, *, prefilter: bool = True, prune: bool | None = None) -> Rule | None:
@@ -4057,29 +4171,20 @@ _TEXT_WORD = re.compile("(?<![a-z0-9])[a-z0-9]+")
 
 def _window_places(text: str, words: Iterable[str], lo: int, hi: int) -> dict[str, list[int]]:
     """Per word of `words` (lead words) that stands in [lo, hi): where, in order, as
-    `_word_places(text, word, lo, hi)` finds it (tests compare them), from one pass over the
-    window's words."""
+    `_word_places(text, word, lo, hi)` finds it (tests compare them), looked for only where it
+    is among the window's words (read at once) or is unsafe.
+
+    A word of the text that starts in the window is read whole up to `_LONGEST_WORD`
+    characters past `hi`: cut there, it is longer than any lead word, and starts with the same
+    ones. An unsafe word (found where a word starts with it) is always looked for."""
     unsafe = _token_table().unsafe
-    wanted = frozenset(words)
-    whole = wanted - unsafe
-    prefixes = tuple(sorted(wanted & unsafe))
+    present = set(_TEXT_WORD.findall(text, lo, hi + _LONGEST_WORD))
     places: dict[str, list[int]] = {}
-    for match in _TEXT_WORD.finditer(text, lo):
-        at = match.start()
-        if at >= hi:
-            break
-        token = match.group()
-        if token in whole:
-            found = [token]
-        elif prefixes and token.startswith(prefixes):
-            found = []
-        else:
-            continue
-        if prefixes and token.startswith(prefixes):
-            found.extend(word for word in prefixes if token.startswith(word))
-        for word in found:
-            if word not in _PAIR_WORDS or (word, _next_word(text, at + len(word))) in _LEAD_PAIRS:
-                places.setdefault(word, []).append(at)
+    for word in words:
+        if word in present or word in unsafe:
+            found = list(_word_places(text, word, lo, hi))
+            if found:
+                places[word] = found
     return places
 
 
