@@ -289,10 +289,10 @@ class Stack:
 
 
 @contextlib.contextmanager
-def services(*, sockets: bool = True) -> Iterator[tuple[str, str]]:
+def services(*, sockets: bool = False) -> Iterator[tuple[str, str]]:
     """DATABASE_URL and REDIS_URL from the environment, or throwaway servers started with
-    scripts/services.py's context managers (and stopped on exit), reached over their unix
-    sockets as a single-host deployment would (`sockets`), else over 127.0.0.1 TCP."""
+    scripts/services.py's context managers (and stopped on exit), reached over 127.0.0.1 TCP or,
+    with `sockets`, over their unix sockets (as a single-host deployment may)."""
     import importlib.util
 
     database_url = os.environ.get("DATABASE_URL", "")

@@ -2,11 +2,11 @@
 
     scripts/services.py -- .venv/bin/python -m benchmarks.run [--quick] [--only SCENARIO ...]
         [--worker-class gthread|gevent|sync] [--workers N] [--threads N] [--connections N]
-        [--db-pool N] [--tcp] [--seconds S] [--warmup S]
+        [--db-pool N] [--unix-sockets] [--seconds S] [--warmup S]
 
 Without DATABASE_URL / REDIS_URL it starts throwaway PostgreSQL and Redis itself (with
-scripts/services.py's context managers) and reaches them over their unix sockets, as gateway
-workers on the database's host would (`--tcp`: over 127.0.0.1). It migrates, creates a bench
+scripts/services.py's context managers), over 127.0.0.1 TCP (`--unix-sockets`: over their unix
+sockets, as gateway workers on the database's host may). It migrates, creates a bench
 account (enterprise tier, a custom limit the limiter never reaches, 10**15 Wits, a key), loads
 providers pointing at three fake upstreams (instant; 200 ms before headers; 200 ms + 16 tokens
 x 10 ms), starts the gateway under gunicorn with deploy/gunicorn.conf.py and production-like
@@ -568,9 +568,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--db-pool", type=int, help="psycopg pool size per worker (0 = off; default 16 on gevent)"
     )
     parser.add_argument(
-        "--tcp",
+        "--unix-sockets",
         action="store_true",
-        help="reach the throwaway PostgreSQL and Redis over 127.0.0.1 TCP, not unix sockets",
+        help="reach the throwaway PostgreSQL and Redis over their unix sockets, not 127.0.0.1 TCP",
     )
     parser.add_argument("--seconds", type=float, help="per measured run (default 10, quick 2)")
     parser.add_argument("--warmup", type=float, help="before each run (default 2, quick 1)")
@@ -668,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"serving {meta['serving']}; {settings.seconds:g} s runs; logs in {log_dir}")
     with (
         tempfile.TemporaryDirectory(prefix="clawwits-bench-") as work,
-        _stack.services(sockets=not args.tcp) as (database_url, redis_url),
+        _stack.services(sockets=args.unix_sockets) as (database_url, redis_url),
         _stack.Stack(log_dir=log_dir) as stack,
     ):
         meta["services"] = _transport(database_url, redis_url)
