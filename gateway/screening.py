@@ -2175,7 +2175,7 @@ _EN_RULES: tuple[Rule, ...] = (
     _rule(
         "en.reveal_prompt",
         "your|ur",
-        rf" {_EN_PROMPT_ADJ}{{0,8}}{_EN_PROMPT_NOUN}{_END}{_EN_PROMPT_TAIL}",
+        rf" {_EN_PROMPT_ADJ}{{0,8}}+{_EN_PROMPT_NOUN}{_END}{_EN_PROMPT_TAIL}",
         needs_before=rf"\b(?:{_EN_REVEAL_VERB}){_gap(5)} $",
         unless_before=_EN_GUARD,
         requires=(
@@ -2191,7 +2191,7 @@ _EN_RULES: tuple[Rule, ...] = (
         "en.reveal_prompt",
         "hidden|secret|initial|original|confidential|internal|developer|underlying|private|"
         "starting",
-        rf" {_EN_HIDDEN_ADJ}{{0,8}}{_EN_PROMPT_ADJ}{{0,8}}{_EN_PROMPT_NOUN}{_END}",
+        rf" {_EN_HIDDEN_ADJ}{{0,8}}{_EN_PROMPT_ADJ}{{0,8}}+{_EN_PROMPT_NOUN}{_END}",
         needs_before=rf"\b(?:{_EN_REVEAL_VERB}){_gap(5)} the {_EN_HIDDEN_ADJ}*$",
         unless_before=_EN_GUARD,
         requires=(_EN_REVEAL_WORDS,),
