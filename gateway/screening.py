@@ -1968,6 +1968,14 @@ _EN_HIDDEN_ADJ = (
     r"(?:(?:hidden|secret|system|initial|original|confidential|internal|developer|pre-?|"
     r"underlying|private|starting) )"
 )
+# The same words as a run that is never given back (possessive), so a check does not try every
+# split of a long run between it and the prompt adjectives after it. That reads the same texts
+# because no word it takes starts a noun whose rest is not a noun, once "system" is not taken
+# before "message" ("system message" is a noun, "message" is not); a test compares the two.
+_EN_HIDDEN_ADJ_RUN = (
+    r"(?:(?:hidden|secret|system(?! message)|initial|original|confidential|internal|developer|"
+    r"pre-?|underlying|private|starting) ){0,8}+"
+)
 _EN_OWNERSHIP = (
     r"(?:you (?:have access to|can (?:see|access|read)|know|have seen|'ve seen|were given|have)"
     r"|in your (?:context|memory|prompt|system prompt|instructions|configuration|config|"
@@ -2191,7 +2199,7 @@ _EN_RULES: tuple[Rule, ...] = (
         "en.reveal_prompt",
         "hidden|secret|initial|original|confidential|internal|developer|underlying|private|"
         "starting",
-        rf" {_EN_HIDDEN_ADJ}{{0,8}}{_EN_PROMPT_ADJ}{{0,8}}+{_EN_PROMPT_NOUN}{_END}",
+        rf" {_EN_HIDDEN_ADJ_RUN}{_EN_PROMPT_ADJ}{{0,8}}+{_EN_PROMPT_NOUN}{_END}",
         needs_before=rf"\b(?:{_EN_REVEAL_VERB}){_gap(5)} the {_EN_HIDDEN_ADJ}*$",
         unless_before=_EN_GUARD,
         requires=(_EN_REVEAL_WORDS,),

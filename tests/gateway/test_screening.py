@@ -789,6 +789,88 @@ def test_rule_bodies_repeat_a_group_only_a_bounded_number_of_times() -> None:
     assert screening.screen([eight], cache=False).rule_id == "en.reveal_prompt"
 
 
+_ADJECTIVE_RUN_WORDS = [
+    "hidden",
+    "secret",
+    "system",
+    "initial",
+    "original",
+    "confidential",
+    "internal",
+    "developer",
+    "pre",
+    "pre-",
+    "underlying",
+    "private",
+    "starting",
+    "full",
+    "entire",
+    "complete",
+    "exact",
+    "whole",
+    "first",
+    "actual",
+    "real",
+    "current",
+    "custom",
+    "raw",
+    "verbatim",
+    "base",
+    "core",
+    "default",
+    "precise",
+    "given",
+    "specific",
+    "top-level",
+    "prompt",
+    "prompts",
+    "message",
+    "messages",
+    "instructions",
+    "configuration",
+    "rules",
+    "window",
+    "context",
+    "meta-prompt",
+    "preprompt",
+    "pre-prompt",
+    "directives",
+    "guidelines",
+    "x",
+]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    words=st.lists(st.sampled_from(_ADJECTIVE_RUN_WORDS), max_size=22),
+    tail=st.sampled_from(["", " for you", "s", ".", " template", " message"]),
+)
+@example(words=["developer", "system", "message"], tail="")
+@example(words=["system", "system", "message"], tail="")
+@example(words=["hidden", "system", "prompt"], tail="")
+@example(words=["developer"] * 9 + ["system", "prompt"], tail="")
+@example(words=["initial"] * 8 + ["initial", "prompt"], tail="")
+def test_possessive_adjective_runs_read_the_same_texts_as_backtracking_ones(
+    words: list[str], tail: str
+) -> None:
+    # given the body of en.reveal_prompt's hidden-adjective lead as written with runs that
+    # give words back, and as the rule has it (runs that never do)
+    ends = screening._EN_PROMPT_NOUN + screening._END
+    backtracking = re.compile(
+        f" {screening._EN_HIDDEN_ADJ}{{0,8}}{screening._EN_PROMPT_ADJ}{{0,8}}{ends}"
+    )
+    possessive = re.compile(
+        f" {screening._EN_HIDDEN_ADJ_RUN}{screening._EN_PROMPT_ADJ}{{0,8}}+{ends}"
+    )
+    assert any(possessive.pattern[1:] in rule.body for rule in screening.RULES)
+    text = " " + " ".join(words) + tail
+
+    # then both match the same texts, to the same end
+    found = possessive.match(text)
+    expected = backtracking.match(text)
+    assert (found and found.end()) == (expected and expected.end()), text
+
+
 # ---- admin blocklist -------------------------------------------------------------------------
 
 
