@@ -4000,19 +4000,17 @@ def _touching(words: frozenset[str], written: frozenset[str]) -> frozenset[int]:
     or starts with one of its `_TokenTable.unsafe` lead words, or the rule was not possible
     with the text's words alone."""
     together = words | written
-    unsafe = _token_table().unsafe
     touched: set[int] = set()
     # Set intersections find the few written words the tables name (a view of a long run may
-    # write thousands of distinct pieces), and one regex the few that start with an unsafe word.
+    # write thousands of distinct pieces), and `_unsafe_heads` the unsafe words they start with.
     for word in written.intersection(_SPELLED_BY):
         touched.update(_SPELLED_BY[word])
     for word in written.intersection(_LEAD_WORD_OF):
         touched.update(_LEAD_WORD_OF[word])
-    for word in _starting_unsafe(written):
-        # A lead word the body may read on into stands where a word starts with it.
-        for end in range(1, min(len(word), _LONGEST_WORD)):
-            if word[:end] in unsafe:
-                touched.update(_LEAD_WORD_OF.get(word[:end], ()))
+    # A lead word the body may read on into stands where a word starts with it (a written
+    # word that is one is a lead word, already counted).
+    for head in _unsafe_heads(written):
+        touched.update(_LEAD_WORD_OF.get(head, ()))
     # A rule possible with `together` but not with `words` has a gate that only a written
     # word meets: one of its gate words was written. No other rule can qualify.
     candidates = set(touched)
@@ -4026,28 +4024,10 @@ def _touching(words: frozenset[str], written: frozenset[str]) -> frozenset[int]:
     )
 
 
-def _starting_unsafe(written: Iterable[str]) -> set[str]:
-    """The words (of ASCII letters and digits) that start with a `_TokenTable.unsafe` word
-    shorter than themselves and than `_LONGEST_WORD`: the only ones of which a beginning is an
-    unsafe lead word that `_touching` counts. Each unsafe word is found in all the words at
-    once (`str.find`), not each word looked at."""
-    spaced = " " + " ".join(written) + " "
-    found: set[str] = set()
-    for unsafe in _token_table().unsafe:
-        if len(unsafe) >= _LONGEST_WORD:
-            continue
-        at = spaced.find(" " + unsafe)
-        while at != -1:
-            end = spaced.index(" ", at + 1)
-            if end > at + 1 + len(unsafe):
-                found.add(spaced[at + 1 : end])
-            at = spaced.find(" " + unsafe, end)
-    return found
-
-
 def _unsafe_heads(written: Iterable[str]) -> set[str]:
-    """The `_TokenTable.unsafe` words that one of the words (of ASCII letters and digits)
-    starts with, or is."""
+    """The `_TokenTable.unsafe` words that one of the words (of ASCII letters and digits) starts
+    with, or is: each looked for in all the words at once (`str.find`), since a view of a long
+    run may write thousands of distinct pieces."""
     spaced = " " + " ".join(written)
     return {unsafe for unsafe in _token_table().unsafe if " " + unsafe in spaced}
 

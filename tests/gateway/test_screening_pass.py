@@ -6,26 +6,17 @@ may begin, and the narrow character-table fold.
 
 from __future__ import annotations
 
-import json
 import random
 import re
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway import screening
+from tests.gateway.test_screening import ROWS
 
-EVAL_PATH = Path(__file__).resolve().parents[1] / "data" / "screening_eval.jsonl"
-
-
-def _eval_texts() -> list[str]:
-    with EVAL_PATH.open(encoding="utf-8") as lines:
-        return [screening.normalize(json.loads(line)["text"]) for line in lines if line.strip()]
-
-
-EVAL_TEXTS = _eval_texts()
+EVAL_TEXTS = [screening.normalize(row.text) for row in ROWS]
 # Words framing patterns and rule bodies spell, and filler, to build texts near their bounds.
 _FRAMING_WORDS = sorted(screening._VOCABULARY) + ["a", "the", "to", "me", "x", "it's", "-"]
 

@@ -11,12 +11,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gateway import screening
+from tests.gateway.test_screening import _OTHER_LETTERS, _OVERLAPPING_WORDS, _VOCABULARY_WORDS
 
-_VOCABULARY_WORDS = sorted(screening._VOCABULARY)
-# Rule words that overlap when glued ("systems" runs into the next "system", "ignore" holds
-# "no", "or" and "re"): clusters of overlapping words that no one word covers.
-_OVERLAPPING_WORDS = ["system", "systems", "ignore", "noreply", "override", "rules", "sudo"]
-_OTHER_LETTERS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=5)
 _NO_LANES = 1 << 62  # a `lane_words` no run reaches: cluster by cluster in Python
 
 
