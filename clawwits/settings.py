@@ -293,6 +293,9 @@ WITS_CURRENCY = env_str("WITS_CURRENCY", "VND").upper()
 if WITS_CURRENCY not in {"VND", "USD"}:
     raise ConfigError(f"WITS_CURRENCY must be VND or USD, got {WITS_CURRENCY!r}")
 WITS_LOW_BALANCE_DEFAULT = env_int("WITS_LOW_BALANCE_DEFAULT", 10_000, minimum=0)
+# Concurrent reserves (and settlements) on one wallet in one process run as one statement of up
+# to this many (group commit, PostgreSQL only); 1 runs each alone.
+WITS_BATCH_MAX = env_int("WITS_BATCH_MAX", 32, minimum=1)
 
 # --- Payments --------------------------------------------------------------------------------
 

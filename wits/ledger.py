@@ -22,13 +22,24 @@ On PostgreSQL, reserve and settle each run as ONE statement (data-modifying CTEs
 conditional updates, the same inserts, the same lock order (a CTE that reads another's rows runs
 after it), in one round trip and one implicit transaction. The portable path (SQLite, and tests
 that set FAST_SQL = False) does the same steps through the ORM inside atomic(durable=True).
+
+Batches (PostgreSQL, `WITS_BATCH_MAX` > 1, a caller outside any transaction of its own):
+concurrent reserves on one wallet in one process, and concurrent settlements of its
+reservations, run as one statement per batch (`wits.combine`: while one runs, the next
+gathers). The statement does what the single statements would do in the batch's order:
+the same conditional updates under the same locks, one entry per job with the running
+after-values, the attached rows of exactly the settlements that applied. A reserve is
+admitted only while the balance covers it and every job before it in the batch; a job the
+batch leaves undone (not covered, or a reservation that did not flip) runs alone afterwards,
+so every refusal and every replay answer is a single statement's. A batch statement that
+fails writes nothing and each of its jobs runs alone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -41,6 +52,7 @@ from django.db.models import AutoField
 from django.utils import timezone
 
 from clawwits.errors import ApiError, Code
+from wits.combine import ALONE, Combiner
 from wits.models import LedgerEntry, Reservation, TopupOrder, Wallet
 
 Kind = LedgerEntry.Kind
@@ -244,9 +256,12 @@ def reserve(
     now = timezone.now()
     expires = now + ttl
     if _fast():
-        return _reserve_sql(
+        job = _ReserveJob(
             user_id, request_id, amount, model[:100], provider[:100], api_key_id, now, expires
         )
+        if _batching():
+            return _reserves().submit(user_id, job)
+        return _reserve_alone(job)
     try:
         with transaction.atomic(durable=True):
             after = _move(user_id, available=-amount, reserved=amount, require_available=amount)
@@ -304,17 +319,38 @@ RETURNING available_after
 """
 
 
-def _reserve_sql(
-    user_id: uuid.UUID,
-    request_id: str,
-    amount: int,
-    model: str,
-    provider: str,
-    api_key_id: uuid.UUID | None,
-    now: datetime,
-    expires: datetime,
-) -> Reservation:
-    res_id = uuid.uuid4()
+@dataclass(frozen=True)
+class _ReserveJob:
+    user_id: uuid.UUID
+    request_id: str
+    amount: int
+    model: str
+    provider: str
+    api_key_id: uuid.UUID | None
+    now: datetime
+    expires: datetime
+    res_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+    def reservation(self) -> Reservation:
+        reservation = Reservation(
+            id=self.res_id,
+            request_id=self.request_id,
+            wallet_id=self.user_id,
+            amount=self.amount,
+            model=self.model,
+            provider=self.provider,
+            api_key_id=self.api_key_id,
+            created_at=self.now,
+            expires_at=self.expires,
+        )
+        reservation._state.adding = False
+        return reservation
+
+
+def _reserve_alone(job: _ReserveJob) -> Reservation:
+    user_id, request_id, amount = job.user_id, job.request_id, job.amount
+    model, provider, api_key_id = job.model, job.provider, job.api_key_id
+    now, expires, res_id = job.now, job.expires, job.res_id
     params = [
         amount, amount, now, user_id, amount,
         res_id, request_id, amount, model, provider, api_key_id, now, expires,
@@ -329,19 +365,75 @@ def _reserve_sql(
         if Reservation.objects.filter(request_id=request_id).exists():
             raise LedgerError(f"request {request_id} already holds a reservation")
         raise insufficient_wits(amount)
-    reservation = Reservation(
-        id=res_id,
-        request_id=request_id,
-        wallet_id=user_id,
-        amount=amount,
-        model=model,
-        provider=provider,
-        api_key_id=api_key_id,
-        created_at=now,
-        expires_at=expires,
+    return job.reservation()
+
+
+# Concurrent reserves on one wallet (and settlements of its reservations) in this process run
+# as one statement (`wits.combine`): the wallet row is locked and written once per batch, not
+# once per request, and PostgreSQL's fixed cost per statement is paid once.
+# Admission is in order of arrival and stops at the first job the balance cannot cover: the
+# jobs after it are tried again alone (as is that one), so a refusal is always a single
+# statement's refusal, and what is admitted is exactly what sequential reserves in this order
+# would have admitted until then. After-values are the running balance in that order: the
+# entries' ids are drawn in it (volatile defaults are evaluated after the sort), so replaying
+# the wallet's entries reproduces each of them.
+_RESERVE_BATCH_SQL = """
+WITH req AS (
+    SELECT * FROM unnest(%s::int[], %s::uuid[], %s::varchar(64)[], %s::bigint[],
+                         %s::varchar(100)[], %s::varchar(100)[], %s::uuid[], %s::timestamptz[],
+                         %s::timestamptz[])
+        AS req (i, id, request_id, amount, model, provider, api_key_id, created_at, expires_at)
+), w0 AS (
+    SELECT available, reserved, lifetime_used FROM wits_wallet WHERE user_id = %s
+       FOR NO KEY UPDATE
+), ok AS (
+    SELECT q.*, w0.available - q.running AS available_after,
+           w0.reserved + q.running AS reserved_after, w0.lifetime_used AS used_after
+      FROM (SELECT req.*, sum(req.amount) OVER (ORDER BY req.i) AS running FROM req) AS q, w0
+     WHERE q.running <= w0.available
+), w AS (
+    UPDATE wits_wallet
+       SET available = available - t.total, reserved = reserved + t.total, updated_at = %s
+      FROM (SELECT sum(amount) AS total FROM ok) AS t
+     WHERE user_id = %s AND t.total IS NOT NULL
+ RETURNING user_id
+), r AS (
+    INSERT INTO wits_reservation (id, request_id, wallet_id, amount, state, charged, loss,
+                                  recorded, settle_reason, model, provider, api_key_id,
+                                  created_at, expires_at, settled_at)
+    SELECT ok.id, ok.request_id, w.user_id, ok.amount, 'held', 0, 0, NULL, '', ok.model,
+           ok.provider, ok.api_key_id, ok.created_at, ok.expires_at, NULL
+      FROM ok, w ORDER BY ok.i
+)
+INSERT INTO wits_ledgerentry (wallet_id, kind, amount, available_delta, reserved_delta,
+                              used_delta, available_after, reserved_after, used_after,
+                              reservation_id, order_id, actor, note, created_at)
+SELECT w.user_id, 'reserve', ok.amount, -ok.amount, ok.amount, 0, ok.available_after,
+       ok.reserved_after, ok.used_after, ok.id, NULL, 'gateway', '', ok.created_at
+  FROM ok, w ORDER BY ok.i
+RETURNING reservation_id
+"""
+
+
+def _reserve_batch(jobs: Sequence[_ReserveJob]) -> list[Reservation | object]:
+    """Reserve for every job of one wallet in one statement; ALONE for those not admitted."""
+    # One array per column: the statement's text is the same for any number of jobs, so it is
+    # parsed and prepared once (a placeholder per value made a new text every batch).
+    user_id = jobs[0].user_id
+    columns = zip(
+        *(
+            (i, job.res_id, job.request_id, job.amount, job.model, job.provider, job.api_key_id)
+            + (job.now, job.expires)
+            for i, job in enumerate(jobs)
+        ),
+        strict=True,
     )
-    reservation._state.adding = False
-    return reservation
+    params = [*map(list, columns), user_id, jobs[0].now, user_id]
+    db = connections[DEFAULT_DB_ALIAS]
+    with _bound_cursor(db) as cursor:
+        cursor.execute(_RESERVE_BATCH_SQL, params)
+        admitted = {row[0] for row in cursor.fetchall()}
+    return [job.reservation() if job.res_id in admitted else ALONE for job in jobs]
 
 
 _SETTLE_SQL = """
@@ -410,15 +502,46 @@ def _attach_sql(rows: Sequence[models.Model]) -> tuple[str, list[object]]:
     return "".join(parts), params
 
 
-def _settle_sql(
-    res_id: uuid.UUID,
-    *,
-    state: str,
-    actual: int,
-    reason: str,
-    actor: str,
-    attach: Sequence[models.Model],
-) -> Settlement:
+@dataclass(frozen=True)
+class _SettleJob:
+    res_id: uuid.UUID
+    wallet_id: uuid.UUID | None  # known when the caller passed the Reservation
+    state: str
+    actual: int
+    reason: str
+    actor: str
+    attach: Sequence[models.Model]
+
+
+_UNNEST_SHAPES: dict[type, tuple[str, tuple[str, ...]]] = {}
+
+
+def _unnest_shape(model: type[models.Model]) -> tuple[str, tuple[str, ...]]:
+    """(`INSERT INTO table (cols) SELECT ... FROM unnest(i[], col[]...) JOIN o`, attnames):
+    a batch's rows of one model, one array per column plus the index of the job each belongs
+    to; a row is inserted iff its job's settlement applied (its index is in `o`). Built once."""
+    shape = _UNNEST_SHAPES.get(model)
+    if shape is None:
+        quote = connection.ops.quote_name
+        fields = [
+            f
+            for f in model._meta.concrete_fields
+            if not (f.primary_key and isinstance(f, AutoField))
+        ]
+        columns = ", ".join(quote(f.column) for f in fields)
+        arrays = ", ".join(f"%s::{f.cast_db_type(connection)}[]" for f in fields)
+        names = ", ".join(f"c{n}" for n in range(len(fields)))
+        sql = (
+            f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT {names} "
+            f"FROM unnest(%s::int[], {arrays}) AS u (i, {names}) JOIN o ON o.i = u.i"
+        )
+        shape = _UNNEST_SHAPES[model] = (sql, tuple(f.attname for f in fields))
+    return shape
+
+
+def _settle_sql(job: _SettleJob) -> Settlement:
+    res_id, state, actual, reason = job.res_id, job.state, job.actual, job.reason
+    actor, attach = job.actor, job.attach
     now = timezone.now()
     kind = Kind.COMMIT if state == State.COMMITTED else Kind.RELEASE
     attach_sql, attach_params = _attach_sql(attach)
@@ -435,6 +558,128 @@ def _settle_sql(
     return Settlement(res_id, state, amount, charged, loss, applied=True, available_after=available)
 
 
+# The batch's reservations are flipped first and the wallet is written once, as in
+# `_SETTLE_SQL` (same lock order: reservations, then the wallet). Each entry's after-values are
+# the balance after the settlements before it in the batch's order (the order its ids are
+# drawn in), so replaying the wallet's entries reproduces each of them. A job whose
+# reservation did not flip (settled already, or not this wallet's) is left to run alone, where
+# `_settled_outcome` answers it.
+_SETTLE_BATCH_SQL = """
+WITH req AS (
+    SELECT * FROM unnest(%s::int[], %s::uuid[], %s::varchar(12)[], %s::bigint[],
+                         %s::varchar(32)[], %s::varchar(12)[], %s::boolean[],
+                         %s::varchar(255)[], %s::text[])
+        AS req (i, id, state, actual, reason, kind, is_commit, actor, note)
+), r AS (
+    UPDATE wits_reservation
+       SET state = req.state, charged = LEAST(req.actual, wits_reservation.amount),
+           loss = GREATEST(req.actual - wits_reservation.amount, 0),
+           settle_reason = req.reason, settled_at = %s
+      FROM req
+     WHERE wits_reservation.id = req.id AND wits_reservation.state = 'held'
+       AND wits_reservation.wallet_id = %s
+ RETURNING req.i, req.kind, req.is_commit, req.actor, req.note, wits_reservation.id,
+           wits_reservation.amount, wits_reservation.charged, wits_reservation.loss
+), t AS (
+    SELECT sum(amount - charged) AS back, sum(amount) AS held, sum(charged) AS used FROM r
+), w AS (
+    UPDATE wits_wallet
+       SET available = available + t.back, reserved = reserved - t.held,
+           lifetime_used = lifetime_used + t.used, updated_at = %s
+      FROM t
+     WHERE wits_wallet.user_id = %s AND t.held IS NOT NULL
+ RETURNING wits_wallet.user_id, wits_wallet.available - t.back AS available_before,
+           wits_wallet.reserved + t.held AS reserved_before,
+           wits_wallet.lifetime_used - t.used AS used_before
+), o AS (
+    SELECT r.*, w.user_id,
+           w.available_before + sum(r.amount - r.charged) OVER (ORDER BY r.i) AS available_after,
+           w.reserved_before - sum(r.amount) OVER (ORDER BY r.i) AS reserved_after,
+           w.used_before + sum(r.charged) OVER (ORDER BY r.i) AS used_after
+      FROM r, w
+), e AS (
+    INSERT INTO wits_ledgerentry (wallet_id, kind, amount, available_delta, reserved_delta,
+                                  used_delta, available_after, reserved_after, used_after,
+                                  reservation_id, order_id, actor, note, created_at)
+    SELECT o.user_id, o.kind, CASE WHEN o.is_commit THEN o.charged ELSE o.amount - o.charged END,
+           o.amount - o.charged, -o.amount, o.charged, o.available_after, o.reserved_after,
+           o.used_after, o.id, NULL, o.actor, o.note, %s
+      FROM o ORDER BY o.i
+){attach}
+SELECT o.i, o.amount, o.charged, o.loss, o.available_after FROM o
+"""
+
+
+def _settle_batch(jobs: Sequence[_SettleJob]) -> list[Settlement | object]:
+    """Settle every job's reservation (all of the first job's wallet) in one statement; ALONE
+    for those whose reservation did not flip here."""
+    wallet_id = jobs[0].wallet_id
+    now = timezone.now()
+    rows = []
+    attached: dict[type[models.Model], list[tuple[int, models.Model]]] = {}
+    for i, job in enumerate(jobs):
+        kind = Kind.COMMIT if job.state == State.COMMITTED else Kind.RELEASE
+        rows.append(
+            (i, job.res_id, job.state, job.actual, job.reason[:32], kind, kind == Kind.COMMIT)
+            + (job.actor, job.reason)
+        )
+        for row in job.attach:
+            attached.setdefault(type(row), []).append((i, row))
+    params: list[object] = [*map(list, zip(*rows, strict=True))]
+    params += [now, wallet_id, now, wallet_id, now]
+    attach_parts = []
+    for index, (model, members) in enumerate(attached.items()):
+        sql, attnames = _unnest_shape(model)
+        attach_parts.append(f", a{index} AS ({sql})")
+        params.append([i for i, _ in members])
+        params += [[getattr(row, name) for _, row in members] for name in attnames]
+    db = connections[DEFAULT_DB_ALIAS]
+    with _bound_cursor(db) as cursor:
+        cursor.execute(_SETTLE_BATCH_SQL.format(attach="".join(attach_parts)), params)
+        settled = {row[0]: row[1:] for row in cursor.fetchall()}
+    outcomes: list[Settlement | object] = []
+    for i, job in enumerate(jobs):
+        row = settled.get(i)
+        if row is None:
+            outcomes.append(ALONE)
+            continue
+        amount, charged, loss, available = row
+        outcomes.append(
+            Settlement(
+                job.res_id, job.state, amount, charged, loss, applied=True,
+                available_after=available,
+            )
+        )  # fmt: skip
+    return outcomes
+
+
+def _batching() -> bool:
+    """Whether this call may join a batch: PostgreSQL's one-statement path, outside any
+    transaction of the caller's (a batch runs on one member's connection, in its own)."""
+    return settings.WITS_BATCH_MAX > 1 and not connections[DEFAULT_DB_ALIAS].in_atomic_block
+
+
+_combiners: dict[str, Combiner] = {}
+
+
+def _combiner(name: str, make: Callable[[int], Combiner]) -> Combiner:
+    size = settings.WITS_BATCH_MAX
+    combiner = _combiners.get(name)
+    if combiner is None or combiner.max_batch != size:
+        combiner = _combiners[name] = make(size)
+    return combiner
+
+
+def _reserves() -> Combiner:
+    return _combiner(
+        "reserve", lambda size: Combiner(_reserve_batch, _reserve_alone, max_batch=size)
+    )
+
+
+def _settles() -> Combiner:
+    return _combiner("settle", lambda size: Combiner(_settle_batch, _settle_sql, max_batch=size))
+
+
 def _settle(
     reservation: Reservation | uuid.UUID,
     *,
@@ -448,9 +693,11 @@ def _settle(
         raise LedgerError("usage must be a non-negative integer")
     if _fast():
         res_id = reservation.id if isinstance(reservation, Reservation) else reservation
-        return _settle_sql(
-            res_id, state=state, actual=actual, reason=reason, actor=actor, attach=attach
-        )
+        wallet_id = reservation.wallet_id if isinstance(reservation, Reservation) else None
+        job = _SettleJob(res_id, wallet_id, state, actual, reason, actor, tuple(attach))
+        if wallet_id is not None and _batching():
+            return _settles().submit(wallet_id, job)
+        return _settle_sql(job)
     if isinstance(reservation, Reservation):
         res_id, amount, wallet_id = reservation.id, reservation.amount, reservation.wallet_id
     else:
