@@ -7,7 +7,9 @@ next to it, migrates it, runs every scenario for a fixed time, verifies the book
 (`ledger.check()`), prints the table and drops the database again.
 
 Scenarios: one hot wallet (every pair locks the same row) and 100 wallets (each pair picks one
-at random), with 1, 8 and 32 threads of one process and with 4 processes of one thread each.
+at random), with 1, 8 and 32 threads of one process, with 4 processes of one thread each, and
+with 32 greenlets in one or two gevent-patched processes (`benchmarks._ledger_gevent`: the
+gateway's serving model, where concurrent calls on one wallet are batched: `WITS_BATCH_MAX`).
 Each scenario's baseline is `SELECT 1` round trips per second on the same connections with the
 same concurrency, measured right before it, so the figures read as ratios on any machine:
 a pair costs `baseline / pairs` round-trip times.
@@ -16,9 +18,11 @@ a pair costs `baseline / pairs` round-trip times.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import random
+import subprocess
 import sys
 import threading
 import time
@@ -39,6 +43,8 @@ class Scenario:
     wallets: int
     threads: int
     processes: int
+    # Greenlets of gevent-patched processes (the gateway's serving model) instead of threads.
+    greenlets: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,7 @@ class Row:
 
     def line(self) -> str:
         s = self.scenario
-        conc = f"{s.processes}p x {s.threads}t"
+        conc = f"{s.processes}p x {s.threads}{'g' if s.greenlets else 't'}"
         ratio = self.select1_per_s / self.pairs_per_s if self.pairs_per_s else float("inf")
         return (
             f"{s.name:<18} {conc:>9} {self.pairs_per_s:>12,.0f} {self.select1_per_s:>12,.0f} "
@@ -62,10 +68,13 @@ SCENARIOS = [
     Scenario("hot wallet", 1, 8, 1),
     Scenario("hot wallet", 1, 32, 1),
     Scenario("hot wallet", 1, 1, 4),
+    Scenario("hot wallet", 1, 32, 1, greenlets=True),
+    Scenario("hot wallet", 1, 32, 2, greenlets=True),
     Scenario("100 wallets", WALLETS, 1, 1),
     Scenario("100 wallets", WALLETS, 8, 1),
     Scenario("100 wallets", WALLETS, 32, 1),
     Scenario("100 wallets", WALLETS, 1, 4),
+    Scenario("100 wallets", WALLETS, 32, 1, greenlets=True),
 ]
 
 
@@ -180,6 +189,36 @@ def measure_processes(scenario: Scenario, wallets: list[uuid.UUID], seconds: flo
     return sum(r["pairs"] for r in results), sum(r["select1"] for r in results)
 
 
+def measure_greenlets(scenario: Scenario, wallets: list[uuid.UUID], seconds: float) -> tuple:
+    """Each process a fresh interpreter (`benchmarks._ledger_gevent`): gevent must patch before
+    Django or psycopg is imported, so these cannot be forked from this process."""
+    from django.db import connections
+
+    connections.close_all()
+    # Time for the children to import Django and connect before the shared start.
+    start_at = time.time() + 8
+    ids = ",".join(str(w) for w in wallets[: scenario.wallets])
+    argv = [sys.executable, "-m", "benchmarks._ledger_gevent", ids, str(scenario.threads)]
+    argv += [str(seconds), str(start_at)]
+    procs = [
+        subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+        for _ in range(scenario.processes)
+    ]
+    results = []
+    try:
+        for proc in procs:
+            out, _ = proc.communicate(timeout=seconds * 4 / 3 + 60)
+            if proc.returncode != 0:
+                raise RuntimeError(f"a gevent ledger process exited {proc.returncode}")
+            results.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return sum(r["pairs"] for r in results), sum(r["select1"] for r in results)
+
+
 def round_trips_per_pair(wallet: uuid.UUID) -> int:
     from django.db import connection
 
@@ -238,7 +277,9 @@ def main() -> int:
         print(f"{'scenario':<18} {'conc':>9} {'pairs/s':>12} {'SELECT 1/s':>12} {'ratio':>10}")
         rows = []
         for scenario in SCENARIOS:
-            if scenario.processes > 1:
+            if scenario.greenlets:
+                pairs, base = measure_greenlets(scenario, wallets, args.seconds)
+            elif scenario.processes > 1:
                 pairs, base = measure_processes(scenario, wallets, args.seconds)
             else:
                 pairs, base = measure_in_process(scenario, wallets, args.seconds)

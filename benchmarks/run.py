@@ -47,6 +47,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from benchmarks import _procs, _stack, _streams, _wrk
+from benchmarks import ledger as ledger_bench
 
 OUT = Path(__file__).resolve().parent / "out"
 PROMPT = "Hello there, how are you today? Please answer in a few words."
@@ -412,22 +413,23 @@ class Bench:
             env=self.env,
             capture_output=True,
             text=True,
-            timeout=8 * (seconds * 4 / 3 + 15) + 120,
+            timeout=len(ledger_bench.SCENARIOS) * (seconds * 4 / 3 + 25) + 120,
             check=False,
         )
         pattern = re.compile(
-            r"^(hot wallet|100 wallets)\s+(\d+)p x (\d+)t\s+([\d,]+)\s+([\d,]+)\s+([\d.]+|inf)$"
+            r"^(hot wallet|100 wallets)\s+(\d+)p x (\d+)([tg])\s+([\d,]+)\s+([\d,]+)"
+            r"\s+([\d.]+|inf)$"
         )
         rows = []
         for line in done.stdout.splitlines():
             match = pattern.match(line.strip())
             if not match:
                 continue
-            name, procs, threads, pairs, select1, _ = match.groups()
+            name, procs, threads, kind, pairs, select1, _ = match.groups()
             rows.append(
                 Row(
                     scenario=f"ledger pairs/s, {name}",
-                    conc=f"{procs}p x {threads}t",
+                    conc=f"{procs}p x {threads}{kind}",
                     straight=Side(float(select1.replace(",", "")), None, None),
                     gateway=Side(float(pairs.replace(",", "")), None, None),
                     note="straight = SELECT 1/s on the same connections",
