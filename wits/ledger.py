@@ -260,7 +260,7 @@ def reserve(
             user_id, request_id, amount, model[:100], provider[:100], api_key_id, now, expires
         )
         if _batching():
-            return _reserves().submit(user_id, job)
+            return _submit(_reserves(), user_id, job)
         return _reserve_alone(job)
     try:
         with transaction.atomic(durable=True):
@@ -659,6 +659,16 @@ def _batching() -> bool:
     return settings.WITS_BATCH_MAX > 1 and not connections[DEFAULT_DB_ALIAS].in_atomic_block
 
 
+def _submit(combiner: Combiner, key: uuid.UUID, job: object) -> object:
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.connection is not None and getattr(db, "pool", None) is not None:
+        # A pooled connection kept while this call waits for another caller's batch could be
+        # the one that caller needs to run it: with every connection so kept, the batch would
+        # wait for the pool's timeout. Given back, it is taken again when next needed.
+        db.close()
+    return combiner.submit(key, job)
+
+
 _combiners: dict[str, Combiner] = {}
 
 
@@ -696,7 +706,7 @@ def _settle(
         wallet_id = reservation.wallet_id if isinstance(reservation, Reservation) else None
         job = _SettleJob(res_id, wallet_id, state, actual, reason, actor, tuple(attach))
         if wallet_id is not None and _batching():
-            return _settles().submit(wallet_id, job)
+            return _submit(_settles(), wallet_id, job)
         return _settle_sql(job)
     if isinstance(reservation, Reservation):
         res_id, amount, wallet_id = reservation.id, reservation.amount, reservation.wallet_id

@@ -358,3 +358,50 @@ def test_batching_is_off_with_wits_batch_max_1_and_inside_a_transaction(make_use
         assert ledger._batching() is False
     assert batch_sizes == {"reserve": collections.Counter(), "settle": collections.Counter()}
     assert snapshot(user.id).balance == B(980, 20, 0)
+
+
+def test_a_pooled_connection_is_given_back_before_waiting_for_a_batch(monkeypatch):
+    # A caller that holds a pooled connection and waits in a batch led by another caller
+    # could hold the very connection that caller needs: it is returned to the pool first.
+    events: list[str] = []
+
+    class PooledConnection:
+        connection = object()
+        pool = object()
+
+        def close(self) -> None:
+            events.append("closed")
+            self.connection = None
+
+    class Combined:
+        def submit(self, key: object, job: object) -> str:
+            events.append("submitted")
+            return "done"
+
+    monkeypatch.setattr(ledger, "connections", {ledger.DEFAULT_DB_ALIAS: PooledConnection()})
+
+    assert ledger._submit(Combined(), uuid.uuid4(), object()) == "done"
+
+    assert events == ["closed", "submitted"]
+
+
+def test_a_connection_without_a_pool_is_kept_while_waiting_for_a_batch(monkeypatch):
+    events: list[str] = []
+
+    class OwnConnection:
+        connection = object()
+        pool = None
+
+        def close(self) -> None:
+            events.append("closed")
+
+    class Combined:
+        def submit(self, key: object, job: object) -> str:
+            events.append("submitted")
+            return "done"
+
+    monkeypatch.setattr(ledger, "connections", {ledger.DEFAULT_DB_ALIAS: OwnConnection()})
+
+    assert ledger._submit(Combined(), uuid.uuid4(), object()) == "done"
+
+    assert events == ["submitted"]
