@@ -1,4 +1,5 @@
-"""Two gateway instances (gunicorn, two workers each) on one PostgreSQL and one Redis.
+"""Two gateway instances (gunicorn, two workers each; gthread and gevent) on one PostgreSQL and
+one Redis.
 
 Limits and balances are exact across instances: a 30/min account admits exactly 30 requests
 whichever instance and worker serves them, every admitted request is billed exactly once, a
@@ -109,9 +110,21 @@ def upstream() -> Iterator[FakeUpstream]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
+# gthread is the embedded default's serving model; gevent with the database pool is the
+# production one (the application preloaded in the master, each wallet's concurrent ledger
+# calls batched per worker).
+SERVING = {
+    "gthread": {"WEB_WORKER_CLASS": "gthread", "WEB_WORKERS": "2", "WEB_THREADS": "8"},
+    "gevent": {"WEB_WORKER_CLASS": "gevent", "WEB_WORKERS": "2", "DB_POOL": "1"},
+}
+
+
+@pytest.fixture(scope="module", params=sorted(SERVING))
 def instances(
-    django_db_setup: None, upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    django_db_setup: None,
+    upstream: FakeUpstream,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[list[Instance]]:
     """Two gateways for the whole module (starting them is the slow part); each test brings
     its own catalogue and accounts, which they read fresh (GATEWAY_CONFIG_TTL_S=0)."""
@@ -127,9 +140,7 @@ def instances(
         "LOG_LEVEL": "WARNING",
         "GATEWAY_CONFIG_TTL_S": "0",
         "MI_UPSTREAM_KEY": UPSTREAM_KEY,
-        "WEB_WORKER_CLASS": "gthread",
-        "WEB_WORKERS": "2",
-        "WEB_THREADS": "8",
+        **SERVING[request.param],
     }
     started: list[Instance] = []
     try:
@@ -289,4 +300,47 @@ def test_uncoverable_reservation_is_402_on_either_instance(
     )
     assert not Reservation.objects.filter(wallet_id=user.id).exists()
     assert catalogue.requests == []
+    assert ledger.check() == []
+
+
+def test_concurrent_calls_beyond_the_balance_bill_exactly_what_was_admitted(
+    instances, catalogue, make_user, make_api_key
+):
+    from gateway.models import UsageRecord
+    from wits import ledger
+    from wits.models import Reservation
+
+    # Given an account whose balance covers 12 reservations held at once (more once commits
+    # return what the calls did not use), and no rate limit in the way
+    reservation = _reservation_for_body()
+    grant = 12 * reservation
+    user = make_user(tier="max", wits=grant)
+    key = make_api_key(user, "ai")
+    a, b = instances
+
+    # When 60 calls go at once, alternating between the instances
+    targets = [(a, b)[i % 2] for i in range(60)]
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        responses = list(pool.map(lambda instance: _post(instance, key), targets))
+
+    # Then each is either billed exactly or refused with 402 (never both, never neither)
+    statuses = Counter(r.status_code for r in responses)
+    admitted = statuses[200]
+    assert set(statuses) <= {200, 402}
+    assert 12 <= admitted <= grant // CHARGE
+    assert all(
+        r.json()["error"]["code"] == "insufficient_wits" for r in responses if r.status_code == 402
+    )
+    assert [r.json()["x_clawwits"]["wits"] for r in responses if r.status_code == 200] == [
+        CHARGE
+    ] * admitted
+    # And the books hold exactly the admitted calls: charged, settled, recorded, sent upstream
+    assert len(catalogue.requests) == admitted
+    assert ledger.balance(user_id=user.id) == ledger.Balance(
+        available=grant - admitted * CHARGE, reserved=0, lifetime_used=admitted * CHARGE
+    )
+    settled = Reservation.objects.filter(wallet_id=user.id)
+    assert Counter(settled.values_list("state", flat=True)) == {"committed": admitted}
+    records = Counter(UsageRecord.objects.filter(user_id=user.id).values_list("status", flat=True))
+    assert records == {200: admitted, 402: statuses[402]} if statuses[402] else {200: admitted}
     assert ledger.check() == []
