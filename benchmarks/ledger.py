@@ -8,7 +8,7 @@ next to it, migrates it, runs every scenario for a fixed time, verifies the book
 
 Scenarios: one hot wallet (every pair locks the same row) and 100 wallets (each pair picks one
 at random), with 1, 8 and 32 threads of one process, with 4 processes of one thread each, and
-with 32 greenlets in one or two gevent-patched processes (`benchmarks._ledger_gevent`: the
+with 32 and 128 greenlets in one or two gevent-patched processes (`benchmarks._ledger_gevent`: the
 gateway's serving model, where concurrent calls on one wallet are batched: `WITS_BATCH_MAX`).
 Each scenario's baseline is `SELECT 1` round trips per second on the same connections with the
 same concurrency, measured right before it, so the figures read as ratios on any machine:
@@ -70,6 +70,8 @@ SCENARIOS = [
     Scenario("hot wallet", 1, 1, 4),
     Scenario("hot wallet", 1, 32, 1, greenlets=True),
     Scenario("hot wallet", 1, 32, 2, greenlets=True),
+    Scenario("hot wallet", 1, 128, 1, greenlets=True),
+    Scenario("hot wallet", 1, 128, 2, greenlets=True),
     Scenario("100 wallets", WALLETS, 1, 1),
     Scenario("100 wallets", WALLETS, 8, 1),
     Scenario("100 wallets", WALLETS, 32, 1),
