@@ -25,7 +25,7 @@ that set FAST_SQL = False) does the same steps through the ORM inside atomic(dur
 
 Batches (PostgreSQL, `WITS_BATCH_MAX` > 1, a caller outside any transaction of its own):
 concurrent reserves on one wallet in one process, and concurrent settlements of its
-reservations, run as one statement per batch (`wits.combine`: while one runs, the next
+reservations, run as one statement per batch (`clawwits.combine`: while one runs, the next
 gathers). The statement does what the single statements would do in the batch's order:
 the same conditional updates under the same locks, one entry per job with the running
 after-values, the attached rows of exactly the settlements that applied. A reserve is
@@ -51,8 +51,8 @@ from django.db.backends.utils import CursorWrapper
 from django.db.models import AutoField
 from django.utils import timezone
 
+from clawwits.combine import ALONE, Combiner
 from clawwits.errors import ApiError, Code
-from wits.combine import ALONE, Combiner
 from wits.models import LedgerEntry, Reservation, TopupOrder, Wallet
 
 Kind = LedgerEntry.Kind
@@ -369,7 +369,7 @@ def _reserve_alone(job: _ReserveJob) -> Reservation:
 
 
 # Concurrent reserves on one wallet (and settlements of its reservations) in this process run
-# as one statement (`wits.combine`): the wallet row is locked and written once per batch, not
+# as one statement (`clawwits.combine`): the wallet row is locked and written once per batch, not
 # once per request, and PostgreSQL's fixed cost per statement is paid once.
 # Admission is in order of arrival and stops at the first job the balance cannot cover: the
 # jobs after it are tried again alone (as is that one), so a refusal is always a single

@@ -1,4 +1,4 @@
-"""Batched reserves and settlements on PostgreSQL (`wits.combine` + the batch statements).
+"""Batched reserves and settlements on PostgreSQL (`clawwits.combine` + the batch statements).
 
 A batch must leave exactly what the same operations run one by one, in the batch's order,
 would have left: the same admitted reservations, wallet, entries (kinds, amounts and
@@ -21,11 +21,11 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from clawwits.combine import ALONE
 from clawwits.errors import ApiError, Code
 from gateway.models import UsageRecord
 from tests.wits.ledger_support import run_threads, snapshot
 from wits import ledger
-from wits.combine import ALONE
 from wits.models import LedgerEntry, Reservation
 
 B = ledger.Balance

@@ -1,4 +1,4 @@
-"""`wits.combine.Combiner`: concurrent jobs of one key run in batches, each exactly once.
+"""`clawwits.combine.Combiner`: concurrent jobs of one key run in batches, each exactly once.
 
 Pure: threads and events only. A batch is held open on an event so that the jobs submitted
 meanwhile are known to be waiting, which makes every batch's members exact.
@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from wits.combine import ALONE, Combiner
+from clawwits.combine import ALONE, Combiner
 
 
 class Recorder:
