@@ -7,10 +7,13 @@ Guarantees (RedisLimiter, every process and machine sharing one Redis):
 - A key may carry a lower limit of its own. A request is admitted only when the account window
   and the key window both have room, and is then counted in both; a refused request is counted
   in neither. The check and the count are one Lua script, so no interleaving can split them.
-- One round trip per request: EVALSHA of one script (EVAL once after a SCRIPT FLUSH or a Redis
-  restart). Time is Redis's own `TIME` at millisecond precision, so the hosts' clocks never
-  matter; if Redis's clock steps back, the window's newest timestamp stands in for it (time
-  never runs backwards for a window, so a step back can only refuse, never over-admit).
+- One round trip per request, or fewer: EVALSHA of one script (EVAL once after a SCRIPT FLUSH
+  or a Redis restart). Calls that arrive while one is on the wire go out together as the next
+  pipeline (`clawwits.combine`); Redis runs each script alone and in order, so each decision is
+  exactly the one it would be sent alone at that point. Time is Redis's own `TIME` at
+  millisecond precision, so the hosts' clocks never matter; if Redis's clock steps back, the
+  window's newest timestamp stands in for it (time never runs backwards for a window, so a
+  step back can only refuse, never over-admit).
 - Any Redis failure (refused connection, timeout, error reply) raises RateLimiterUnavailable;
   nothing is admitted by default. How fast it is raised is the client's socket timeouts and
   retry policy: give the client short timeouts and few retries.
@@ -61,6 +64,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import redis
+
+from clawwits.combine import ALONE, Combiner
 
 DEFAULT_WINDOW_MS = 60_000
 
@@ -263,13 +268,24 @@ class RedisLimiter:
     """The shared limiter: exact across every process and machine using the same Redis."""
 
     def __init__(
-        self, client: redis.Redis, *, window_ms: int = DEFAULT_WINDOW_MS, prefix: str = "rl"
+        self,
+        client: redis.Redis,
+        *,
+        window_ms: int = DEFAULT_WINDOW_MS,
+        prefix: str = "rl",
+        pipeline_max: int = 64,
     ) -> None:
         if window_ms < 1:
             raise ValueError(f"window_ms must be at least 1, got {window_ms}")
         self._client = client
         self._window_ms = window_ms
         self._prefix = prefix
+        # pipeline_max=1: every call its own round trip, concurrently with the others.
+        self._calls: Combiner[_Call, object] | None = (
+            Combiner(self._run_pipeline, self._run_one, max_batch=pipeline_max)
+            if pipeline_max > 1
+            else None
+        )
 
     def hit(
         self,
@@ -326,11 +342,10 @@ class RedisLimiter:
             keys.append(guard_key)
             args.append(expected)
         try:
-            try:
-                raw = self._client.evalsha(_SHA, len(keys), *keys, *args)
-            except redis.exceptions.NoScriptError:
-                # Script cache emptied (SCRIPT FLUSH, restart, failover): EVAL runs and caches it.
-                raw = self._client.eval(_SCRIPT, len(keys), *keys, *args)
+            if self._calls is None:
+                raw = self._run_one((keys, args))
+            else:
+                raw = self._calls.submit(None, (keys, args))
         except redis.exceptions.RedisError as exc:
             raise RateLimiterUnavailable(f"rate limiter unavailable: {exc}") from exc
         allowed, limit, remaining, reset_ms, retry_after_ms = (int(v) for v in raw)
@@ -343,6 +358,27 @@ class RedisLimiter:
             reset_ms=reset_ms,
             retry_after_ms=retry_after_ms,
         )
+
+    def _run_one(self, call: _Call) -> object:
+        keys, args = call
+        try:
+            return self._client.evalsha(_SHA, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            # Script cache emptied (SCRIPT FLUSH, restart, failover): EVAL runs and caches it.
+            return self._client.eval(_SCRIPT, len(keys), *keys, *args)
+
+    def _run_pipeline(self, calls: Sequence[_Call]) -> list[object]:
+        """Calls that queued while one was on the wire, in one round trip. A call whose script
+        Redis no longer has runs alone afterwards (EVAL); an error reply belongs to its call;
+        a failed round trip fails them all (each then runs alone and fails or not on its own)."""
+        pipe = self._client.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.evalsha(_SHA, len(keys), *keys, *args)
+        replies = pipe.execute(raise_on_error=False)
+        return [ALONE if isinstance(r, redis.exceptions.NoScriptError) else r for r in replies]
+
+
+_Call = tuple[list[str], list[int | str]]
 
 
 class _Window:

@@ -714,3 +714,86 @@ def test_local_limiter_reads_float_seconds_to_the_millisecond() -> None:
 )
 def test_formats_reset_like_openai(ms: int, text: str) -> None:
     assert format_reset(ms) == text
+
+
+# --- pipelining: calls that queue while one is on the wire share the next round trip ----------
+
+
+def test_concurrent_hits_share_round_trips_and_admit_exactly_the_limit(redis_client) -> None:
+    # Given one limiter (one process's) and a 30/min account
+    limiter = RedisLimiter(redis_client)
+    account = fresh("acct")
+    pipelines: list[int] = []
+    run_pipeline = limiter._run_pipeline
+
+    def counted(calls):  # noqa: ANN001, ANN202
+        pipelines.append(len(calls))
+        return run_pipeline(calls)
+
+    limiter._calls._run = counted
+    barrier = threading.Barrier(40)
+    decisions: list[Decision] = []
+
+    def fire() -> None:
+        barrier.wait(10)
+        for _ in range(5):
+            decisions.append(limiter.hit(account=account, account_limit=30))
+
+    # When 40 threads send 200 hits at once
+    threads = [threading.Thread(target=fire) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    # Then exactly 30 are admitted, with exactly the remaining counts one by one would give
+    assert len(decisions) == 200
+    admitted = sorted(d.remaining for d in decisions if d.allowed)
+    assert admitted == list(range(30))
+    assert all(d.retry_after_ms >= 1 for d in decisions if not d.allowed)
+    assert int(redis_client.get(f"rl:{{{account}}}:an")) == 30
+    # and some hits went out several to a round trip
+    assert max(pipelines, default=0) > 1
+
+
+def test_a_pipeline_leaves_a_call_redis_has_no_script_for_to_run_alone(redis_client) -> None:
+    limiter = RedisLimiter(redis_client)
+    account = fresh("acct")
+    call = ([f"rl:{{{account}}}:al", f"rl:{{{account}}}:an"], [MINUTE, "", 1, 5])
+    redis_client.script_flush()
+
+    # EVALSHA finds no script: nothing ran, and the call is left to run alone (EVAL)
+    assert limiter._run_pipeline([call, call]) == [ratelimit.ALONE, ratelimit.ALONE]
+    assert redis_client.get(f"rl:{{{account}}}:an") is None
+
+    # Through the combiner, every call still gets its decision once, each counted once
+    decisions = [limiter.hit(account=account, account_limit=5) for _ in range(3)]
+    assert [d.remaining for d in decisions] == [4, 3, 2]
+    assert int(redis_client.get(f"rl:{{{account}}}:an")) == 3
+
+
+def test_an_error_reply_in_a_pipeline_belongs_to_its_own_call(redis_client) -> None:
+    limiter = RedisLimiter(redis_client)
+    account = fresh("acct")
+    keys = [f"rl:{{{account}}}:al", f"rl:{{{account}}}:an"]
+    good = (keys, [MINUTE, "", 1, 5])
+    bad = (keys, [MINUTE, "", 1, "not a number"])
+    limiter._run_one(good)  # the script is cached
+
+    replies = limiter._run_pipeline([good, bad, good])
+
+    # (allowed, limit, remaining): the first hit was counted before the pipeline
+    assert [int(v) for v in replies[0]][:3] == [1, 5, 3]
+    assert isinstance(replies[1], redis.exceptions.ResponseError)
+    assert [int(v) for v in replies[2]][:3] == [1, 5, 2]
+    assert int(redis_client.get(f"rl:{{{account}}}:an")) == 3
+
+
+def test_pipeline_max_1_sends_every_call_on_its_own(redis_client) -> None:
+    limiter = RedisLimiter(redis_client, pipeline_max=1)
+    account = fresh("acct")
+
+    decisions = [limiter.hit(account=account, account_limit=2) for _ in range(3)]
+
+    assert limiter._calls is None
+    assert [(d.allowed, d.remaining) for d in decisions] == [(True, 1), (True, 0), (False, 0)]
