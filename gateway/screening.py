@@ -3274,6 +3274,8 @@ def _match_rules(
     places = _lead_places(text, regions, found, list(members))
     for word, allowed in members.items():
         scanner = _SCANNERS[word]
+        if word not in places:  # unsafe: found when its turn comes (an earlier word may match)
+            places[word] = _unsafe_places(regions, found, word)
         at_word, keys = places[word]
         # The scanner keeps every check it gave: only keys not seen before are worked out.
         checks = scanner.checks
@@ -3325,8 +3327,7 @@ def _lead_places(
     marker rule may match there).
 
     Words whose leads end with them and whose rules may read on into the same word
-    (`_TokenTable.unsafe`) are found where a word starts with them (with the key that tries
-    every lead).
+    (`_TokenTable.unsafe`) are left out: `_unsafe_places` finds them.
     """
     import numpy as np
 
@@ -3361,20 +3362,25 @@ def _lead_places(
     # Sorted by word, then place: each word's places are one stretch.
     bounds = np.searchsorted(ranked[order], np.arange(len(words) + 1)).tolist()
     at_list, key_list = at[order].tolist(), key[order].tolist()
-    places = {
+    return {
         word: (at_list[lo:hi], key_list[lo:hi])
         for word, lo, hi in zip(words, bounds, bounds[1:], strict=False)
+        if word not in table.unsafe
     }
-    for word in words:
-        if word in table.unsafe:
-            word_starts = sorted(
-                start
-                for (lo, hi), tokens in zip(regions, found, strict=True)
-                for start in tokens.starting_with(word)
-                if lo <= start < hi + _MAX_OFFSET
-            )
-            places[word] = word_starts, [_ANY_KEY] * len(word_starts)
-    return places
+
+
+def _unsafe_places(
+    regions: list[tuple[int, int]], found: list[_Tokens], word: str
+) -> tuple[list[int], list[int]]:
+    """`_lead_places` for a word of `_TokenTable.unsafe`: where a word starts with it inside the
+    regions (or up to `_MAX_OFFSET` after), in order, each with the key that tries every lead."""
+    word_starts = sorted(
+        start
+        for (lo, hi), tokens in zip(regions, found, strict=True)
+        for start in tokens.starting_with(word)
+        if lo <= start < hi + _MAX_OFFSET
+    )
+    return word_starts, [_ANY_KEY] * len(word_starts)
 
 
 def _allows(rule: Rule, text: str, start: int) -> bool:
@@ -3746,6 +3752,8 @@ class _Tokens:
     cued: np.ndarray
     # The slice with every character but ASCII letters and digits as a space.
     spelled: str
+    # `starting_with`'s finds, per unsafe word no shorter unsafe word starts (its root).
+    root_starts: dict[str, list[int]] = field(default_factory=dict, compare=False, repr=False)
 
     @functools.cached_property
     def openers(self) -> np.ndarray:
@@ -3776,15 +3784,22 @@ class _Tokens:
         """Where words that start with `word` (one of `_TokenTable.unsafe`) start (positions in
         the text, in order): where the slice's spelled-out form holds `word` after a space or
         at its start. A few searches at C speed: such words are rare, and hashing the first
-        characters of every word to find them cost more."""
+        characters of every word to find them cost more. An unsafe word that starts with a
+        shorter one (its root: "secrets", "secret") is looked for only where the root stands,
+        which is found once for all the words on it."""
         spelled, lo = self.spelled, self.lo
-        found = []
-        at = spelled.find(word)
-        while at != -1:
-            if not at or spelled[at - 1] == " ":
-                found.append(at + lo)
-            at = spelled.find(word, at + 1)
-        return found
+        root = min(_token_table().unsafe_within.get(word, ()), key=len, default=word)
+        found = self.root_starts.get(root)
+        if found is None:
+            found = self.root_starts[root] = []
+            at = spelled.find(root)
+            while at != -1:
+                if not at or spelled[at - 1] == " ":
+                    found.append(at + lo)
+                at = spelled.find(root, at + 1)
+        if root == word:
+            return list(found)
+        return [at for at in found if spelled.startswith(word, at - lo)]
 
     @staticmethod
     def of(text: str, lo: int, hi: int) -> _Tokens:

@@ -83,6 +83,30 @@ def test_finds_where_words_start_with_an_unsafe_lead_word(
     assert tokens.starting_with(word) == expected
 
 
+def _starting_alone(tokens: screening._Tokens, word: str) -> list[int]:
+    """`_Tokens.starting_with` as it was: the word itself found in the spelled-out slice."""
+    found, at = [], tokens.spelled.find(word)
+    while at != -1:
+        if not at or tokens.spelled[at - 1] == " ":
+            found.append(at + tokens.lo)
+        at = tokens.spelled.find(word, at + 1)
+    return found
+
+
+@pytest.mark.parametrize("longest_first", [False, True])
+def test_unsafe_words_on_one_root_stand_where_each_found_alone_stands(longest_first: bool) -> None:
+    # given unsafe words that start with shorter ones ("secrets", "secret"), asked for in
+    # either order of one slice (the root's finds are kept for the next word on it)
+    text = "secret secrets secretsauce x_secrets tokens token tokenizer passwords password apikeys"
+    words = sorted(screening._token_table().unsafe, key=len, reverse=longest_first)
+    tokens = screening._Tokens.of(text, 2, len(text))
+
+    # then each stands where finding it alone finds it
+    for word in words:
+        assert tokens.starting_with(word) == _starting_alone(tokens, word), word
+    assert tokens.starting_with("secrets") == [7, 15, 29]
+
+
 # ---- framing search windows -------------------------------------------------------------------
 
 
