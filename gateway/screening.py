@@ -4214,12 +4214,12 @@ _TEXT_WORD = re.compile("(?<![a-z0-9])[a-z0-9]+")
 
 def _window_places(text: str, words: Iterable[str], lo: int, hi: int) -> dict[str, list[int]]:
     """Per word of `words` (lead words) that stands in [lo, hi): where, in order, as
-    `_word_places(text, word, lo, hi)` finds it (tests compare them), looked for only where it
-    is among the window's words (read at once) or is unsafe.
+    `_word_places(text, word, lo, hi)` finds it (tests compare them).
 
-    The window's words are read once, in order (each whole, so a lead word is one where
-    `_word_places` finds it as a whole word), and each is looked up: one pass over a few
-    hundred words instead of a `str.find` loop per lead word. An unsafe word stands where a
+    The window's words are read once, in order, and each is looked up: one pass over a few
+    hundred words instead of a `str.find` loop per lead word. A word of the text that starts
+    in the window is read whole up to `_LONGEST_WORD` characters past `hi`: cut there, it is
+    longer than any lead word, and starts with the same ones. An unsafe word stands where a
     word of the window starts with it (all are `_TokenTable.unsafe_prefix` letters or more,
     so a word is only compared with those that share its first letters)."""
     table = _token_table()
@@ -4230,7 +4230,7 @@ def _window_places(text: str, words: Iterable[str], lo: int, hi: int) -> dict[st
         if word in wanted:
             heads.setdefault(word[:size], []).append(word)
     found: dict[str, list[int]] = {}
-    for match in _TEXT_WORD.finditer(text, lo):
+    for match in _TEXT_WORD.finditer(text, lo, hi + _LONGEST_WORD):
         at = match.start()
         if at >= hi:
             break
