@@ -1178,8 +1178,8 @@ def _runs_of(text: str, words: frozenset[str]) -> _Runs | None:
     shaped = " " + shape + " "
     # `shaped` lines up with " " + text; every run starts where it shows " x x x x" once both
     # kinds of separator read as a space (`spaced_shape`), and so does every " x x x x" and
-    # " x_x_x_x" of `shaped`: none stands before the first in `spaced_shape`. Every search
-    # starts there (a text without runs is read once, a text with one, up to it once).
+    # " x_x_x_x" of `shaped`: none stands before the first in `spaced_shape`, where every
+    # search starts (the text before it is read once, not four times).
     spaced_shape = shaped.replace("_", " ") if shape else ""
     first = spaced_shape.find(" x x x x")
     spaced = not shape or (
@@ -4223,7 +4223,8 @@ def _window_places(text: str, words: Iterable[str], lo: int, hi: int) -> dict[st
     word of the window starts with it (all are `_TokenTable.unsafe_prefix` letters or more,
     so a word is only compared with those that share its first letters)."""
     table = _token_table()
-    wanted = words if isinstance(words, dict | set | frozenset) else set(words)
+    words = list(words)
+    wanted = set(words)
     size = table.unsafe_prefix
     heads: dict[str, list[str]] = {}
     for word in table.unsafe:
