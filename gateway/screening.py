@@ -3279,13 +3279,13 @@ def _match_rules(
         at_word, keys = places[word]
         # The scanner keeps every check it gave: only keys not seen before are worked out.
         checks = scanner.checks
+        for key in set(keys).difference(checks):
+            scanner.check_for(key)
         # One match marks the rules (and offsets) whose lead is here and whose body matches
         # after it: most occurrences of leads fail here, in the regex engine, or are not even
         # tried (no lead of the word can be followed by the character after it).
         for at, key in zip(at_word, keys, strict=True):
-            check = checks.get(key)
-            if check is None and key not in checks:
-                check = scanner.check_for(key)
+            check = checks[key]
             if check is None:
                 continue
             marked = check.pattern.match(text, at)
