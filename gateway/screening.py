@@ -449,22 +449,40 @@ def _rewrite(
 ) -> _View | None:
     """The text with each span (in order, apart) replaced by what `replace` makes of it, and
     the spans that changed in the new text; None where none changed."""
-    pieces: list[str] = []
-    changed: list[tuple[int, int]] = []
-    done = length = 0
+    return _replaced(text, _changes(text, spans, replace))
+
+
+_Change = tuple[int, int, str]  # a span of a text and what replaces it
+
+
+def _changes(
+    text: str, spans: Iterable[tuple[int, int]], replace: Callable[[str], str]
+) -> list[_Change]:
+    """Each span (in order, apart) with what `replace` makes of it, where that differs."""
+    changes = []
     for start, end in spans:
         old = text[start:end]
         new = replace(old)
-        if new == old:
-            continue
+        if new != old:
+            changes.append((start, end, new))
+    return changes
+
+
+def _replaced(text: str, changes: list[_Change]) -> _View | None:
+    """The text with the changes made (spans in order, apart), and the spans that changed in
+    the new text; None where there are none."""
+    if not changes:
+        return None
+    pieces: list[str] = []
+    changed: list[tuple[int, int]] = []
+    done = length = 0
+    for start, end, new in changes:
         pieces.append(text[done:start])
         length += start - done
         pieces.append(new)
         changed.append((length, length + len(new)))
         length += len(new)
         done = end
-    if not changed:
-        return None
     pieces.append(text[done:])
     return "".join(pieces), changed
 
@@ -1158,49 +1176,61 @@ def _runs_of(text: str, words: frozenset[str]) -> _Runs | None:
     # which finds them far faster than running the regexes over every text.
     shape = text.translate(_SHAPE) if text.isascii() else ""
     shaped = " " + shape + " "
-    spaced = not shape or " x x x x" in shaped or " x_x_x_x" in shaped
+    # `shaped` lines up with " " + text; every run starts where it shows " x x x x" once both
+    # kinds of separator read as a space (`spaced_shape`), and so does every " x x x x" and
+    # " x_x_x_x" of `shaped`: none stands before the first in `spaced_shape`, where every
+    # search starts (the text before it is read once, not four times).
+    spaced_shape = shaped.replace("_", " ") if shape else ""
+    first = spaced_shape.find(" x x x x")
+    spaced = not shape or (
+        first != -1
+        and (shaped.find(" x x x x", first) != -1 or shaped.find(" x_x_x_x", first) != -1)
+    )
     glued = not shape or _has_glued_letters(shaped)
     if not spaced and not glued:
         return None
     runs: list[tuple[int, int]] = []
     if spaced:
-        # `shaped` lines up with " " + text; every run starts where it shows " x x x x" once
-        # both kinds of separator read as a space.
         padded = " " + text
-        spaced_shape = shaped.replace("_", " ")
         if not shape:
             runs = list(_spans(_SPACED_RUN.finditer(padded)))
-        elif spaced_shape.count(" x x x x") >= _MANY_CANDIDATES:
+        elif spaced_shape.count(" x x x x", first) >= _MANY_CANDIDATES:
             # A long run, or many: the regex would take a step per letter of them.
             runs = _spaced_runs(padded)
         else:
-            runs = list(_spans(_matches_where(_SPACED_RUN, padded, spaced_shape, " x x x x")))
+            runs = list(
+                _spans(_matches_where(_SPACED_RUN, padded, spaced_shape, " x x x x", first))
+            )
     return _Runs(spaced=runs, glued=glued, shape=shape, shaped=shaped)
 
 
 def _view_of(text: str, runs: _Runs, respace: Callable[[str], str]) -> _View | None:
     """The text with its spaced runs re-read by `respace`, then its glued runs by `_unglue`."""
-    view = _rewrite(" " + text, runs.spaced, respace) if runs.spaced else None
+    changes = _changes(" " + text, runs.spaced, respace) if runs.spaced else []
+    view = _replaced(" " + text, changes)
     if view is not None:
         view = view[0][1:], [(max(0, lo - 1), hi - 1) for lo, hi in view[1]]
     if not runs.glued:
         return view
     target = text if view is None else view[0]
-    # " x_x" at index i of a shape is the letter at index i of its text, after a separator.
-    target_shape = runs.shaped if view is None else " " + target.translate(_SHAPE) + " "
-    if (
-        target.isascii()
-        and target_shape.count(" x_x") >= _MANY_CANDIDATES
-        and not _may_unglue(target)
-    ):
-        # Many places shaped like a run (" a_b" over and over) and none could spell a word:
-        # the rewrite would change nothing.
-        return view
-    glues = (
-        _matches_where(_GLUED_RUN, target, target_shape, " x_x")
-        if runs.shape
-        else _GLUED_RUN.finditer(target)
-    )
+    if not runs.shape:  # not ASCII: no shape to find runs by
+        glues: Iterable[re.Match[str]] = _GLUED_RUN.finditer(target)
+    else:
+        # " x_x" at index i of a shape is the letter at index i of its text, after a
+        # separator. `shaped` lines up with " " + text, and shaping is character by
+        # character: the view's shape is the text's with the same changes, shaped.
+        target_shape = runs.shaped
+        if view is not None:
+            shaped_changes = [(lo, hi, new.translate(_SHAPE)) for lo, hi, new in changes]
+            target_shape = _replaced(runs.shaped, shaped_changes)[0]  # type: ignore[index]
+        first = target_shape.find(" x_x")
+        if first == -1:
+            return view
+        if target_shape.count(" x_x", first) >= _MANY_CANDIDATES and not _may_unglue(target):
+            # Many places shaped like a run (" a_b" over and over) and none could spell a
+            # word: the rewrite would change nothing.
+            return view
+        glues = _matches_where(_GLUED_RUN, target, target_shape, " x_x", first)
     unglued = _rewrite(target, _spans(glues), _unglue)
     if unglued is None:
         return view
@@ -1210,12 +1240,13 @@ def _view_of(text: str, runs: _Runs, respace: Callable[[str], str]) -> _View | N
 
 
 def _matches_where(
-    pattern: re.Pattern[str], text: str, shape: str, signature: str
+    pattern: re.Pattern[str], text: str, shape: str, signature: str, start: int = 0
 ) -> Iterator[re.Match[str]]:
     """`pattern.finditer(text)`, tried only where `shape` (aligned with `text`) holds
     `signature`, which every match starts with: the same matches, without running the regex
-    engine over the whole text (unless the signature is everywhere)."""
-    at = shape.find(signature)
+    engine over the whole text (unless the signature is everywhere). `start`: where to look
+    from, at or before the first place the shape holds the signature."""
+    at = shape.find(signature, start)
     for _ in range(_MANY_CANDIDATES):
         if at == -1:
             return
@@ -3243,6 +3274,8 @@ def _match_rules(
     places = _lead_places(text, regions, found, list(members))
     for word, allowed in members.items():
         scanner = _SCANNERS[word]
+        if word not in places:  # unsafe: found when its turn comes (an earlier word may match)
+            places[word] = _unsafe_places(regions, found, word)
         at_word, keys = places[word]
         # The scanner keeps every check it gave: only keys not seen before are worked out.
         checks = scanner.checks
@@ -3294,8 +3327,7 @@ def _lead_places(
     marker rule may match there).
 
     Words whose leads end with them and whose rules may read on into the same word
-    (`_TokenTable.unsafe`) are found where a word starts with them (with the key that tries
-    every lead).
+    (`_TokenTable.unsafe`) are left out: `_unsafe_places` finds them.
     """
     import numpy as np
 
@@ -3330,20 +3362,25 @@ def _lead_places(
     # Sorted by word, then place: each word's places are one stretch.
     bounds = np.searchsorted(ranked[order], np.arange(len(words) + 1)).tolist()
     at_list, key_list = at[order].tolist(), key[order].tolist()
-    places = {
+    return {
         word: (at_list[lo:hi], key_list[lo:hi])
         for word, lo, hi in zip(words, bounds, bounds[1:], strict=False)
+        if word not in table.unsafe
     }
-    for word in words:
-        if word in table.unsafe:
-            word_starts = sorted(
-                start
-                for (lo, hi), tokens in zip(regions, found, strict=True)
-                for start in tokens.starting_with(word)
-                if lo <= start < hi + _MAX_OFFSET
-            )
-            places[word] = word_starts, [_ANY_KEY] * len(word_starts)
-    return places
+
+
+def _unsafe_places(
+    regions: list[tuple[int, int]], found: list[_Tokens], word: str
+) -> tuple[list[int], list[int]]:
+    """`_lead_places` for a word of `_TokenTable.unsafe`: where a word starts with it inside the
+    regions (or up to `_MAX_OFFSET` after), in order, each with the key that tries every lead."""
+    word_starts = sorted(
+        start
+        for (lo, hi), tokens in zip(regions, found, strict=True)
+        for start in tokens.starting_with(word)
+        if lo <= start < hi + _MAX_OFFSET
+    )
+    return word_starts, [_ANY_KEY] * len(word_starts)
 
 
 def _allows(rule: Rule, text: str, start: int) -> bool:
@@ -3715,6 +3752,8 @@ class _Tokens:
     cued: np.ndarray
     # The slice with every character but ASCII letters and digits as a space.
     spelled: str
+    # `starting_with`'s finds, per unsafe word no shorter unsafe word starts (its root).
+    root_starts: dict[str, list[int]] = field(default_factory=dict, compare=False, repr=False)
 
     @functools.cached_property
     def openers(self) -> np.ndarray:
@@ -3745,15 +3784,22 @@ class _Tokens:
         """Where words that start with `word` (one of `_TokenTable.unsafe`) start (positions in
         the text, in order): where the slice's spelled-out form holds `word` after a space or
         at its start. A few searches at C speed: such words are rare, and hashing the first
-        characters of every word to find them cost more."""
+        characters of every word to find them cost more. An unsafe word that starts with a
+        shorter one (its root: "secrets", "secret") is looked for only where the root stands,
+        which is found once for all the words on it."""
         spelled, lo = self.spelled, self.lo
-        found = []
-        at = spelled.find(word)
-        while at != -1:
-            if not at or spelled[at - 1] == " ":
-                found.append(at + lo)
-            at = spelled.find(word, at + 1)
-        return found
+        root = min(_token_table().unsafe_within.get(word, ()), key=len, default=word)
+        found = self.root_starts.get(root)
+        if found is None:
+            found = self.root_starts[root] = []
+            at = spelled.find(root)
+            while at != -1:
+                if not at or spelled[at - 1] == " ":
+                    found.append(at + lo)
+                at = spelled.find(root, at + 1)
+        if root == word:
+            return list(found)
+        return [at for at in found if spelled.startswith(word, at - lo)]
 
     @staticmethod
     def of(text: str, lo: int, hi: int) -> _Tokens:
@@ -4001,11 +4047,11 @@ def _touching(words: frozenset[str], written: frozenset[str]) -> frozenset[int]:
     with the text's words alone."""
     together = words | written
     touched: set[int] = set()
-    # Set intersections find the few written words the tables name (a view of a long run may
-    # write thousands of distinct pieces), and `_unsafe_heads` the unsafe words they start with.
-    for word in written.intersection(_SPELLED_BY):
+    # The few written words the tables name (a view of a long run may write thousands of
+    # distinct pieces), and `_unsafe_heads` the unsafe words they start with.
+    for word in _named(written, _SPELLED_BY):
         touched.update(_SPELLED_BY[word])
-    for word in written.intersection(_LEAD_WORD_OF):
+    for word in _named(written, _LEAD_WORD_OF):
         touched.update(_LEAD_WORD_OF[word])
     # A lead word the body may read on into stands where a word starts with it (a written
     # word that is one is a lead word, already counted).
@@ -4014,7 +4060,7 @@ def _touching(words: frozenset[str], written: frozenset[str]) -> frozenset[int]:
     # A rule possible with `together` but not with `words` has a gate that only a written
     # word meets: one of its gate words was written. No other rule can qualify.
     candidates = set(touched)
-    for word in written.intersection(_GATED_BY):
+    for word in _named(written, _GATED_BY):
         candidates.update(_GATED_BY[word])
     return frozenset(
         index
@@ -4022,6 +4068,15 @@ def _touching(words: frozenset[str], written: frozenset[str]) -> frozenset[int]:
         if RULES[index].possible(together)
         and (index in touched or not RULES[index].possible(words))
     )
+
+
+def _named(words: frozenset[str], table: dict[str, set[int]]) -> Iterable[str]:
+    """The words that are keys of the table: looked up one by one where they are fewer
+    (`frozenset.intersection` of a dict walks the whole dict, hundreds of keys, for the two or
+    three words a leetspeak view writes)."""
+    if len(words) < len(table):
+        return [word for word in words if word in table]
+    return words.intersection(table)
 
 
 def _unsafe_heads(written: Iterable[str]) -> set[str]:
@@ -4159,21 +4214,40 @@ _TEXT_WORD = re.compile("(?<![a-z0-9])[a-z0-9]+")
 
 def _window_places(text: str, words: Iterable[str], lo: int, hi: int) -> dict[str, list[int]]:
     """Per word of `words` (lead words) that stands in [lo, hi): where, in order, as
-    `_word_places(text, word, lo, hi)` finds it (tests compare them), looked for only where it
-    is among the window's words (read at once) or is unsafe.
+    `_word_places(text, word, lo, hi)` finds it (tests compare them).
 
-    A word of the text that starts in the window is read whole up to `_LONGEST_WORD`
-    characters past `hi`: cut there, it is longer than any lead word, and starts with the same
-    ones. An unsafe word (found where a word starts with it) is always looked for."""
-    unsafe = _token_table().unsafe
-    present = set(_TEXT_WORD.findall(text, lo, hi + _LONGEST_WORD))
-    places: dict[str, list[int]] = {}
-    for word in words:
-        if word in present or word in unsafe:
-            found = list(_word_places(text, word, lo, hi))
-            if found:
-                places[word] = found
-    return places
+    The window's words are read once, in order, and each is looked up: one pass over a few
+    hundred words instead of a `str.find` loop per lead word. A word of the text that starts
+    in the window is read whole up to `_LONGEST_WORD` characters past `hi`: cut there, it is
+    longer than any lead word, and starts with the same ones. An unsafe word stands where a
+    word of the window starts with it (all are `_TokenTable.unsafe_prefix` letters or more,
+    so a word is only compared with those that share its first letters)."""
+    table = _token_table()
+    words = list(words)
+    wanted = set(words)
+    size = table.unsafe_prefix
+    heads: dict[str, list[str]] = {}
+    for word in table.unsafe:
+        if word in wanted:
+            heads.setdefault(word[:size], []).append(word)
+    found: dict[str, list[int]] = {}
+    for match in _TEXT_WORD.finditer(text, lo, hi + _LONGEST_WORD):
+        at = match.start()
+        if at >= hi:
+            break
+        word = match.group()
+        if word in wanted and word not in table.unsafe and _pair_stands(text, word, at):
+            found.setdefault(word, []).append(at)
+        for head in heads.get(word[:size], ()):
+            if word.startswith(head) and _pair_stands(text, head, at):
+                found.setdefault(head, []).append(at)
+    return {word: found[word] for word in words if word in found}
+
+
+def _pair_stands(text: str, word: str, at: int) -> bool:
+    """Whether a lead word standing at `at` may start a lead there: it is not one of
+    `_PAIR_WORDS`, or the next word makes one of `_LEAD_PAIRS` with it."""
+    return word not in _PAIR_WORDS or (word, _next_word(text, at + len(word))) in _LEAD_PAIRS
 
 
 def _word_places(text: str, word: str, lo: int, hi: int) -> Iterator[int]:

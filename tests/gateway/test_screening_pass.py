@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -80,6 +81,30 @@ def test_finds_where_words_start_with_an_unsafe_lead_word(
     tokens = screening._Tokens.of(text, lo, hi)
 
     assert tokens.starting_with(word) == expected
+
+
+def _starting_alone(tokens: screening._Tokens, word: str) -> list[int]:
+    """`_Tokens.starting_with` as it was: the word itself found in the spelled-out slice."""
+    found, at = [], tokens.spelled.find(word)
+    while at != -1:
+        if not at or tokens.spelled[at - 1] == " ":
+            found.append(at + tokens.lo)
+        at = tokens.spelled.find(word, at + 1)
+    return found
+
+
+@pytest.mark.parametrize("longest_first", [False, True])
+def test_unsafe_words_on_one_root_stand_where_each_found_alone_stands(longest_first: bool) -> None:
+    # given unsafe words that start with shorter ones ("secrets", "secret"), asked for in
+    # either order of one slice (the root's finds are kept for the next word on it)
+    text = "secret secrets secretsauce x_secrets tokens token tokenizer passwords password apikeys"
+    words = sorted(screening._token_table().unsafe, key=len, reverse=longest_first)
+    tokens = screening._Tokens.of(text, 2, len(text))
+
+    # then each stands where finding it alone finds it
+    for word in words:
+        assert tokens.starting_with(word) == _starting_alone(tokens, word), word
+    assert tokens.starting_with("secrets") == [7, 15, 29]
 
 
 # ---- framing search windows -------------------------------------------------------------------
@@ -225,3 +250,147 @@ def test_window_places_find_lead_words_that_run_past_the_window() -> None:
                 # then the word stands where finding it alone finds it (it starts before `hi`)
                 expected = list(screening._word_places(text, word, 0, hi))
                 assert found == ({word: expected} if expected else {}), (word, text, hi)
+
+
+@pytest.mark.parametrize("size", [0, 2, 300, 3000])
+def test_named_words_are_the_words_the_table_holds(size: int) -> None:
+    # given as many written words as a leetspeak view writes, and as a long spaced run does
+    table = screening._SPELLED_BY
+    words = frozenset(sorted(table)[: size // 2]) | {f"nope{at}" for at in range(size - size // 2)}
+
+    # then the ones looked up one by one, or by a set intersection, are the table's keys
+    assert set(screening._named(words, table)) == words & table.keys()
+    assert len(list(screening._named(words, table))) == len(words & table.keys())
+
+
+# ---- runs of spaced and glued letters ---------------------------------------------------------
+
+
+def _runs_of_whole_shape(text: str, words: frozenset[str]) -> screening._Runs | None:
+    """`_runs_of` as it was: each search over the whole shape."""
+    if len(words & screening._SINGLE_CHARACTERS) < 2:
+        return None
+    shape = text.translate(screening._SHAPE) if text.isascii() else ""
+    shaped = " " + shape + " "
+    spaced = not shape or " x x x x" in shaped or " x_x_x_x" in shaped
+    glued = not shape or screening._has_glued_letters(shaped)
+    if not spaced and not glued:
+        return None
+    runs: list[tuple[int, int]] = []
+    if spaced:
+        padded = " " + text
+        spaced_shape = shaped.replace("_", " ")
+        if not shape:
+            runs = [m.span() for m in screening._SPACED_RUN.finditer(padded)]
+        elif spaced_shape.count(" x x x x") >= screening._MANY_CANDIDATES:
+            runs = screening._spaced_runs(padded)
+        else:
+            found = screening._matches_where(
+                screening._SPACED_RUN, padded, spaced_shape, " x x x x"
+            )
+            runs = [m.span() for m in found]
+    return screening._Runs(spaced=runs, glued=glued, shape=shape, shaped=shaped)
+
+
+def _view_of_shaping_the_view(
+    text: str, runs: screening._Runs, respace: Callable[[str], str]
+) -> screening._View | None:
+    """`_view_of` as it was: the view shaped anew, its glued runs searched over all of it."""
+    view = screening._rewrite(" " + text, runs.spaced, respace) if runs.spaced else None
+    if view is not None:
+        view = view[0][1:], [(max(0, lo - 1), hi - 1) for lo, hi in view[1]]
+    if not runs.glued:
+        return view
+    target = text if view is None else view[0]
+    target_shape = runs.shaped if view is None else " " + target.translate(screening._SHAPE) + " "
+    if (
+        target.isascii()
+        and target_shape.count(" x_x") >= screening._MANY_CANDIDATES
+        and not screening._may_unglue(target)
+    ):
+        return view
+    glues = (
+        screening._matches_where(screening._GLUED_RUN, target, target_shape, " x_x")
+        if runs.shape
+        else screening._GLUED_RUN.finditer(target)
+    )
+    unglued = screening._rewrite(target, (m.span() for m in glues), screening._unglue)
+    if unglued is None:
+        return view
+    if view is None:
+        return unglued
+    return unglued[0], [(0, len(unglued[0]))]
+
+
+_RUN_PIECES = st.one_of(
+    st.sampled_from(["ignore", "system", "prompt", "xem", "the", "a", "i", "4o", "ä", "(", '"']),
+    # runs that spell rule words: a spaced one changes the view's length, a glued one after it
+    # is then found in the view's shape
+    st.sampled_from(["i g n o r e", "s.y.s.t.e.m", "a b c d e f", "x_e_m", "m-e", "p*r*i*n*t"]),
+    # letters apart, with one kind of separator or mixed ones ("a_b c_d" is neither kind)
+    st.lists(st.sampled_from("abcdefgimnorstxy019"), min_size=2, max_size=12).flatmap(
+        lambda letters: st.lists(
+            st.sampled_from(" ._*-"), min_size=len(letters) - 1, max_size=len(letters) - 1
+        ).map(
+            lambda seps: letters[0] + "".join(s + c for s, c in zip(seps, letters[1:], strict=True))
+        )
+    ),
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    pieces=st.lists(_RUN_PIECES, max_size=30),
+    separators=st.lists(st.sampled_from([" ", "  ", ". ", ", ", "_", "-", " (", '"']), max_size=30),
+    repeat=st.sampled_from([1, 1, 1, 40]),
+)
+def test_runs_and_views_are_the_ones_whole_shape_searches_give(
+    pieces: list[str], separators: list[str], repeat: int
+) -> None:
+    # given texts of words and runs of letters with every kind of separator, some repeated
+    # past `_MANY_CANDIDATES` places shaped like a run
+    text = (
+        "".join(p + s for p, s in zip(pieces, separators + [" "] * len(pieces), strict=False))
+        * repeat
+    )
+    text = screening.normalize(text)
+    words = screening._words_of(text)
+
+    # when the runs are found from the first place shaped like one, and the view's shape is the
+    # text's with the changes shaped
+    runs = screening._runs_of(text, words)
+
+    # then they are the runs and views that searching whole shapes gives
+    assert runs == _runs_of_whole_shape(text, words)
+    if runs is not None:
+        for respace in (screening._respace, lambda run: screening._respace(run, long=False)):
+            assert screening._view_of(text, runs, respace) == _view_of_shaping_the_view(
+                text, runs, respace
+            )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x a_b c_d e_f y",  # mixed: not a spaced run of either kind
+        "x a_b_c_d y and i g n o r e",
+        "a b c d e f and then x_e_m prompt",  # a spaced change, then a glued one after it
+        "x_e_m and then i g n o r e a l l",  # a glued one before the spaced change
+        "i g n o r e and m-e then s y s t e m x_e_m",  # glued between and after changes
+        "p-r-i-n-t x_e_m",  # one spaced run takes the glued letters in
+        "s y s t e m " * 80 + "x_e_m",  # a long run: the numpy path
+        " a_b" * 80 + " i g n o r e",
+        "đ a b c d x_e_m",  # not ASCII
+    ],
+)
+def test_runs_and_views_of_mixed_runs_are_the_ones_whole_shape_searches_give(text: str) -> None:
+    text = screening.normalize(text)
+    words = screening._words_of(text)
+
+    runs = screening._runs_of(text, words)
+
+    assert runs == _runs_of_whole_shape(text, words)
+    assert runs is not None
+    assert screening._view_of(text, runs, screening._respace) == _view_of_shaping_the_view(
+        text, runs, screening._respace
+    )
