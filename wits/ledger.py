@@ -474,17 +474,22 @@ def _insert_shape(model: type[models.Model]) -> tuple[str, tuple[str, ...]]:
     """(`INSERT INTO table (cols) SELECT %s... FROM w`, attnames) for a model, built once."""
     shape = _INSERT_SHAPES.get(model)
     if shape is None:
-        quote = connection.ops.quote_name
-        fields = [
-            f
-            for f in model._meta.concrete_fields
-            if not (f.primary_key and isinstance(f, AutoField))
-        ]
-        columns = ", ".join(quote(f.column) for f in fields)
+        into, fields = _insert_into(model)
         placeholders = ", ".join(["%s"] * len(fields))
-        sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT {placeholders} FROM w"
+        sql = f"{into} SELECT {placeholders} FROM w"
         shape = _INSERT_SHAPES[model] = (sql, tuple(f.attname for f in fields))
     return shape
+
+
+def _insert_into(model: type[models.Model]) -> tuple[str, list[models.Field]]:
+    """`INSERT INTO table (cols)` for every column a plain insert writes (all but an
+    auto-incremented key), and those fields, in order."""
+    quote = connection.ops.quote_name
+    fields = [
+        f for f in model._meta.concrete_fields if not (f.primary_key and isinstance(f, AutoField))
+    ]
+    columns = ", ".join(quote(f.column) for f in fields)
+    return f"INSERT INTO {quote(model._meta.db_table)} ({columns})", fields
 
 
 def _attach_sql(rows: Sequence[models.Model]) -> tuple[str, list[object]]:
@@ -522,17 +527,11 @@ def _unnest_shape(model: type[models.Model]) -> tuple[str, tuple[str, ...]]:
     to; a row is inserted iff its job's settlement applied (its index is in `o`). Built once."""
     shape = _UNNEST_SHAPES.get(model)
     if shape is None:
-        quote = connection.ops.quote_name
-        fields = [
-            f
-            for f in model._meta.concrete_fields
-            if not (f.primary_key and isinstance(f, AutoField))
-        ]
-        columns = ", ".join(quote(f.column) for f in fields)
+        into, fields = _insert_into(model)
         arrays = ", ".join(f"%s::{f.cast_db_type(connection)}[]" for f in fields)
         names = ", ".join(f"c{n}" for n in range(len(fields)))
         sql = (
-            f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT {names} "
+            f"{into} SELECT {names} "
             f"FROM unnest(%s::int[], {arrays}) AS u (i, {names}) JOIN o ON o.i = u.i"
         )
         shape = _UNNEST_SHAPES[model] = (sql, tuple(f.attname for f in fields))

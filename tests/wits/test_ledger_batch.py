@@ -360,14 +360,19 @@ def test_batching_is_off_with_wits_batch_max_1_and_inside_a_transaction(make_use
     assert snapshot(user.id).balance == B(980, 20, 0)
 
 
-def test_a_pooled_connection_is_given_back_before_waiting_for_a_batch(monkeypatch):
+@pytest.mark.parametrize(
+    ("pool", "expected"),
+    [(object(), ["closed", "submitted"]), (None, ["submitted"])],
+    ids=["pooled: given back", "own: kept"],
+)
+def test_a_pooled_connection_is_given_back_before_waiting_for_a_batch(monkeypatch, pool, expected):
     # A caller that holds a pooled connection and waits in a batch led by another caller
     # could hold the very connection that caller needs: it is returned to the pool first.
+    # A connection of the caller's own (no pool) is kept: nobody else could take it.
     events: list[str] = []
 
-    class PooledConnection:
+    class Connection:
         connection = object()
-        pool = object()
 
         def close(self) -> None:
             events.append("closed")
@@ -378,30 +383,10 @@ def test_a_pooled_connection_is_given_back_before_waiting_for_a_batch(monkeypatc
             events.append("submitted")
             return "done"
 
-    monkeypatch.setattr(ledger, "connections", {ledger.DEFAULT_DB_ALIAS: PooledConnection()})
+    held = Connection()
+    held.pool = pool
+    monkeypatch.setattr(ledger, "connections", {ledger.DEFAULT_DB_ALIAS: held})
 
     assert ledger._submit(Combined(), uuid.uuid4(), object()) == "done"
 
-    assert events == ["closed", "submitted"]
-
-
-def test_a_connection_without_a_pool_is_kept_while_waiting_for_a_batch(monkeypatch):
-    events: list[str] = []
-
-    class OwnConnection:
-        connection = object()
-        pool = None
-
-        def close(self) -> None:
-            events.append("closed")
-
-    class Combined:
-        def submit(self, key: object, job: object) -> str:
-            events.append("submitted")
-            return "done"
-
-    monkeypatch.setattr(ledger, "connections", {ledger.DEFAULT_DB_ALIAS: OwnConnection()})
-
-    assert ledger._submit(Combined(), uuid.uuid4(), object()) == "done"
-
-    assert events == ["submitted"]
+    assert events == expected
