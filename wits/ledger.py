@@ -38,6 +38,7 @@ fails writes nothing and each of its jobs runs alone.
 from __future__ import annotations
 
 import contextlib
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -669,13 +670,18 @@ def _submit(combiner: Combiner, key: uuid.UUID, job: object) -> object:
 
 
 _combiners: dict[str, Combiner] = {}
+_combiners_lock = threading.Lock()
 
 
 def _combiner(name: str, make: Callable[[int], Combiner]) -> Combiner:
+    """The process's one combiner of this name (two would let batches of one wallet overlap)."""
     size = settings.WITS_BATCH_MAX
     combiner = _combiners.get(name)
     if combiner is None or combiner.max_batch != size:
-        combiner = _combiners[name] = make(size)
+        with _combiners_lock:
+            combiner = _combiners.get(name)
+            if combiner is None or combiner.max_batch != size:
+                combiner = _combiners[name] = make(size)
     return combiner
 
 
