@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from itertools import chain
 
 import numpy as np
-from django.db import connection
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 
 from accounts import webhooks
+from clawwits import dbpool
 from clawwits.errors import ApiError, Code
 from gateway import breaker, catalog, responsecache, screening, streams, translate, upstream
 from gateway.catalog import ModelInfo, RouteInfo
@@ -192,18 +192,6 @@ def _reserve(ticket: Ticket, amount: int) -> None:
         if error.code == Code.INSUFFICIENT_WITS:
             ticket.record(status=402, error_code=str(error.code)).save(force_insert=True)
         raise
-
-
-def _release_connection() -> None:
-    """Give a pooled database connection back while this request waits on the upstream.
-
-    With DB_POOL (the production serving model, gevent workers) a request would otherwise hold
-    a connection through the whole upstream call or stream, and a few slow upstreams would
-    exhaust the pool. The commit takes a connection again. Without a pool, closing would mean
-    reconnecting, so the connection stays.
-    """
-    if getattr(connection, "pool", None) is not None and not connection.in_atomic_block:
-        connection.close()
 
 
 def _estimate_prompt(texts: tuple[str, ...], messages: int) -> int:
@@ -436,7 +424,7 @@ def chat(caller: Caller, call: ChatCall, *, endpoint: str) -> HttpResponse:
         ticket,
         pricing.reservation_for(model.price, prompt_upper_bound=prompt_bound, output_cap=cap),
     )
-    _release_connection()
+    dbpool.give_back()  # while the upstream answers
     try:
         if call.stream:
             opened = _try_routes(ticket, lambda route: _open_stream(route, call, cap))
@@ -669,7 +657,7 @@ def embeddings(caller: Caller, call: EmbedCall) -> HttpResponse:
     _screen(ticket, call.inputs)
     bound = pricing.prompt_upper_bound(text_bytes=call.prompt_bytes, messages=len(call.inputs))
     _reserve(ticket, pricing.reservation_for(model.price, prompt_upper_bound=bound, output_cap=0))
-    _release_connection()
+    dbpool.give_back()  # while the upstream answers
     try:
         vectors, tokens = _try_routes(ticket, lambda route: _embed_once(route, call))
     except ApiError:

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 
 def log(message: str) -> None:
@@ -150,8 +151,7 @@ def postgres(workdir: str) -> Iterator[str]:
 
 def postgres_socket_url(url: str, workdir: str) -> str:
     """The unix-socket form of `postgres()`'s URL (its socket is in `workdir`)."""
-    port = url.rsplit(":", 1)[1].split("/", 1)[0]
-    return f"postgres://clawwits@/clawwits?host={workdir}&port={port}"
+    return f"postgres://clawwits@/clawwits?host={workdir}&port={urlsplit(url).port}"
 
 
 def redis_socket_url(workdir: str) -> str:

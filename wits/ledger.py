@@ -52,6 +52,7 @@ from django.db.backends.utils import CursorWrapper
 from django.db.models import AutoField
 from django.utils import timezone
 
+from clawwits import dbpool
 from clawwits.combine import ALONE, Combiner
 from clawwits.errors import ApiError, Code
 from wits.models import LedgerEntry, Reservation, TopupOrder, Wallet
@@ -660,12 +661,9 @@ def _batching() -> bool:
 
 
 def _submit(combiner: Combiner, key: uuid.UUID, job: object) -> object:
-    db = connections[DEFAULT_DB_ALIAS]
-    if db.connection is not None and getattr(db, "pool", None) is not None:
-        # A pooled connection kept while this call waits for another caller's batch could be
-        # the one that caller needs to run it: with every connection so kept, the batch would
-        # wait for the pool's timeout. Given back, it is taken again when next needed.
-        db.close()
+    # Waiting for another caller's batch, this one's pooled connection may be the one that
+    # caller needs to run it.
+    dbpool.give_back()
     return combiner.submit(key, job)
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -267,15 +270,32 @@ def test_celery_broker_url_names_a_redis_unix_socket_as_kombu_does(redis_url, br
     assert env.celery_broker_url(redis_url) == broker_url
 
 
-def test_the_gateway_reaches_postgres_redis_and_the_broker_over_unix_sockets():
-    # Given the URLs a single-host deployment uses (scripts/services.py's servers listen on
-    # unix sockets too and name them)
-    if "DATABASE_SOCKET_URL" not in os.environ or "REDIS_SOCKET_URL" not in os.environ:
-        pytest.skip("DATABASE_URL / REDIS_URL were configured outside scripts/services.py")
-    socket_env = {
-        "DATABASE_URL": os.environ["DATABASE_SOCKET_URL"],
-        "REDIS_URL": os.environ["REDIS_SOCKET_URL"],
-    }
+@pytest.fixture(scope="module")
+def socket_env() -> Iterator[dict[str, str]]:
+    """DATABASE_URL and REDIS_URL as unix sockets: those of scripts/services.py's servers (it
+    names them), or, where the suite was given servers of its own, throwaway ones started here
+    with the same context managers."""
+    if "DATABASE_SOCKET_URL" in os.environ and "REDIS_SOCKET_URL" in os.environ:
+        yield {
+            "DATABASE_URL": os.environ["DATABASE_SOCKET_URL"],
+            "REDIS_URL": os.environ["REDIS_SOCKET_URL"],
+        }
+        return
+    spec = importlib.util.spec_from_file_location("services", ROOT / "scripts" / "services.py")
+    services = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(services)
+    with tempfile.TemporaryDirectory(prefix="clawwits-sockets-") as work:
+        os.chmod(work, 0o755)  # PostgreSQL runs as the postgres user
+        pg_dir, redis_dir = os.path.join(work, "p"), os.path.join(work, "r")
+        with services.postgres(pg_dir) as database_url, services.redis(redis_dir):
+            yield {
+                "DATABASE_URL": services.postgres_socket_url(database_url, pg_dir),
+                "REDIS_URL": services.redis_socket_url(redis_dir),
+            }
+
+
+def test_the_gateway_reaches_postgres_redis_and_the_broker_over_unix_sockets(socket_env):
+    # Given the URLs a single-host deployment uses
     # When the ORM, the rate limiter's Redis client, the cache and Celery's broker connect
     check = (
         "from django.db import connection; from django.core.cache import cache; "
