@@ -155,9 +155,7 @@ class Sampler:
     """Peak memory of one or more process trees, sampled every `interval` seconds, and their
     CPU time between `__enter__` and `__exit__`."""
 
-    def __init__(
-        self, roots: list[int], *, interval: float = 0.5, tree_every: float = 2.0
-    ) -> None:
+    def __init__(self, roots: list[int], *, interval: float = 0.5, tree_every: float = 2.0) -> None:
         # Sampling costs CPU on the machine being measured (a walk of /proc for the trees, and
         # each process's smaps_rollup, ~3 ms for a gateway worker): at 10 Hz the benchmark's
         # own process took 0.18 of a core from a chat run at c=50. Memory under load moves

@@ -35,7 +35,7 @@ import numpy as np
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 
 from accounts import webhooks
-from clawwits import dbpool
+from clawwits import dbpool, modelrow
 from clawwits.errors import ApiError, Code
 from gateway import breaker, catalog, responsecache, screening, streams, translate, upstream
 from gateway.catalog import ModelInfo, RouteInfo
@@ -94,28 +94,31 @@ class Ticket:
         cached: bool = False,
         provider: str | None = None,
     ) -> UsageRecord:
-        return UsageRecord(
-            user_id=self.caller.user_id,
-            api_key_id=self.caller.key_id,
-            request_id=self.caller.request_id,
-            endpoint=self.endpoint,
-            model=self.model.name,
-            provider=provider
-            if provider is not None
-            else (self.route.provider.name if self.route else ""),
-            stream=self.stream,
-            cached=cached,
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
-            cache_read_tokens=usage.cache_read_tokens if usage else 0,
-            reserved=self.reservation.amount if self.reservation else 0,
-            wits=wits,
-            ttft_ms=self.ttft_ms,
-            latency_ms=self.caller.elapsed_ms(),
-            status=status,
-            error_code=error_code,
-            settle_reason=settle_reason,
-            screening=self.screening,
+        if provider is None:
+            provider = self.route.provider.name if self.route else ""
+        return modelrow.build(
+            UsageRecord,
+            {
+                "user_id": self.caller.user_id,
+                "api_key_id": self.caller.key_id,
+                "request_id": self.caller.request_id,
+                "endpoint": self.endpoint,
+                "model": self.model.name,
+                "provider": provider,
+                "stream": self.stream,
+                "cached": cached,
+                "prompt_tokens": usage.prompt_tokens if usage else 0,
+                "completion_tokens": usage.completion_tokens if usage else 0,
+                "cache_read_tokens": usage.cache_read_tokens if usage else 0,
+                "reserved": self.reservation.amount if self.reservation else 0,
+                "wits": wits,
+                "ttft_ms": self.ttft_ms,
+                "latency_ms": self.caller.elapsed_ms(),
+                "status": status,
+                "error_code": error_code,
+                "settle_reason": settle_reason,
+                "screening": self.screening,
+            },
         )
 
     def x_clawwits(self, *, wits: int, cached: bool = False, provider: str | None = None) -> dict:

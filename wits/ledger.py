@@ -52,7 +52,7 @@ from django.db.backends.utils import CursorWrapper
 from django.db.models import AutoField
 from django.utils import timezone
 
-from clawwits import dbpool
+from clawwits import dbpool, modelrow
 from clawwits.combine import ALONE, Combiner
 from clawwits.errors import ApiError, Code
 from wits.models import LedgerEntry, Reservation, TopupOrder, Wallet
@@ -334,19 +334,21 @@ class _ReserveJob:
     res_id: uuid.UUID = field(default_factory=uuid.uuid4)
 
     def reservation(self) -> Reservation:
-        reservation = Reservation(
-            id=self.res_id,
-            request_id=self.request_id,
-            wallet_id=self.user_id,
-            amount=self.amount,
-            model=self.model,
-            provider=self.provider,
-            api_key_id=self.api_key_id,
-            created_at=self.now,
-            expires_at=self.expires,
+        return modelrow.build(
+            Reservation,
+            {
+                "id": self.res_id,
+                "request_id": self.request_id,
+                "wallet_id": self.user_id,
+                "amount": self.amount,
+                "model": self.model,
+                "provider": self.provider,
+                "api_key_id": self.api_key_id,
+                "created_at": self.now,
+                "expires_at": self.expires,
+            },
+            saved=True,
         )
-        reservation._state.adding = False
-        return reservation
 
 
 def _reserve_alone(job: _ReserveJob) -> Reservation:
