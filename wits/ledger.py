@@ -381,11 +381,13 @@ def _reserve_alone(job: _ReserveJob) -> Reservation:
 # would have admitted until then. After-values are the running balance in that order: the
 # entries' ids are drawn in it (volatile defaults are evaluated after the sort), so replaying
 # the wallet's entries reproduces each of them.
+# The arrays are bound in binary (`%b`): psycopg writes a text array element by element in
+# Python (~37 µs per reserve job of a batch of 32), a binary one ~6 µs.
 _RESERVE_BATCH_SQL = """
 WITH req AS (
-    SELECT * FROM unnest(%s::int[], %s::uuid[], %s::varchar(64)[], %s::bigint[],
-                         %s::varchar(100)[], %s::varchar(100)[], %s::uuid[], %s::timestamptz[],
-                         %s::timestamptz[])
+    SELECT * FROM unnest(%b::int[], %b::uuid[], %b::varchar(64)[], %b::bigint[],
+                         %b::varchar(100)[], %b::varchar(100)[], %b::uuid[], %b::timestamptz[],
+                         %b::timestamptz[])
         AS req (i, id, request_id, amount, model, provider, api_key_id, created_at, expires_at)
 ), w0 AS (
     SELECT available, reserved, lifetime_used FROM wits_wallet WHERE user_id = %s
@@ -532,11 +534,11 @@ def _unnest_shape(model: type[models.Model]) -> tuple[str, tuple[str, ...]]:
     shape = _UNNEST_SHAPES.get(model)
     if shape is None:
         into, fields = _insert_into(model)
-        arrays = ", ".join(f"%s::{f.cast_db_type(connection)}[]" for f in fields)
+        arrays = ", ".join(f"%b::{f.cast_db_type(connection)}[]" for f in fields)
         names = ", ".join(f"c{n}" for n in range(len(fields)))
         sql = (
             f"{into} SELECT {names} "
-            f"FROM unnest(%s::int[], {arrays}) AS u (i, {names}) JOIN o ON o.i = u.i"
+            f"FROM unnest(%b::int[], {arrays}) AS u (i, {names}) JOIN o ON o.i = u.i"
         )
         shape = _UNNEST_SHAPES[model] = (sql, tuple(f.attname for f in fields))
     return shape
@@ -569,9 +571,9 @@ def _settle_sql(job: _SettleJob) -> Settlement:
 # `_settled_outcome` answers it.
 _SETTLE_BATCH_SQL = """
 WITH req AS (
-    SELECT * FROM unnest(%s::int[], %s::uuid[], %s::varchar(12)[], %s::bigint[],
-                         %s::varchar(32)[], %s::varchar(12)[], %s::boolean[],
-                         %s::varchar(255)[], %s::text[])
+    SELECT * FROM unnest(%b::int[], %b::uuid[], %b::varchar(12)[], %b::bigint[],
+                         %b::varchar(32)[], %b::varchar(12)[], %b::boolean[],
+                         %b::varchar(255)[], %b::text[])
         AS req (i, id, state, actual, reason, kind, is_commit, actor, note)
 ), r AS (
     UPDATE wits_reservation

@@ -378,3 +378,66 @@ def test_a_caller_gives_its_pooled_connection_back_before_waiting_for_a_batch(mo
     assert ledger._submit(Combined(), uuid.uuid4(), object()) == "done"
 
     assert events == ["given back", "submitted"]
+
+
+# --- values ------------------------------------------------------------------------------------
+
+# Text that array quoting must get right (separators, quotes, backslashes, braces, NULL as a
+# word, non-ASCII), beside NULLs and non-NULLs in one array: a batch binds its columns as
+# arrays, and every value must reach its row exactly as a single statement writes it.
+AWKWARD = ['a,b "c"', "back\\slash {x}", "NULL", "Tiếng Việt ü ☃", ""]
+
+
+@pytest.mark.django_db
+def test_a_batch_writes_every_value_exactly_as_given(make_user):
+    # given jobs whose text columns need quoting and whose key ids mix NULL and not
+    user = make_user(wits=10_000)
+    key = uuid.uuid4()
+    now = timezone.now()
+    jobs = [
+        ledger._ReserveJob(
+            user.id,
+            f"v{n}",
+            10 + n,
+            model,
+            AWKWARD[-1 - n],
+            key if n % 2 else None,
+            now,
+            now + timedelta(hours=1),
+        )  # fmt: skip
+        for n, model in enumerate(AWKWARD)
+    ]
+
+    # when reserved in one batch, then settled in one batch with usage rows attached
+    held = ledger._reserve_batch(jobs)
+    rows = [
+        UsageRecord(
+            user_id=user.id,
+            request_id=f"v{n}",
+            endpoint="chat",
+            model=model,
+            status=200,
+            error_code=AWKWARD[-1 - n][:32],
+            ttft_ms=None if n % 2 else n,
+            wits=n,
+        )  # fmt: skip
+        for n, model in enumerate(AWKWARD)
+    ]
+    settled = ledger._settle_batch(
+        [settle_job(h, 5, attach=(row,)) for h, row in zip(held, rows, strict=True)]
+    )
+
+    # then each row holds what its job carried
+    assert all(isinstance(h, Reservation) for h in held)
+    assert all(s.applied for s in settled)
+    stored = Reservation.objects.filter(wallet_id=user.id).order_by("request_id")
+    assert [(r.request_id, r.model, r.provider, r.api_key_id, r.amount) for r in stored] == [
+        (f"v{n}", model, AWKWARD[-1 - n], key if n % 2 else None, 10 + n)
+        for n, model in enumerate(AWKWARD)
+    ]
+    records = UsageRecord.objects.filter(user_id=user.id).order_by("request_id")
+    assert [(u.request_id, u.model, u.error_code, u.ttft_ms, u.wits) for u in records] == [
+        (f"v{n}", model, AWKWARD[-1 - n][:32], None if n % 2 else n, n)
+        for n, model in enumerate(AWKWARD)
+    ]
+    assert ledger.check() == []
