@@ -68,15 +68,21 @@ def _fast() -> bool:
     return FAST_SQL and connection.vendor == "postgresql"
 
 
-def _one_statement(sql: str, params: list[object]) -> tuple | None:
-    """Run one ledger statement and return its row. Inside a caller's transaction it gets a
+def _statement(sql: str, params: list[object]) -> list[tuple]:
+    """Run one ledger statement and return its rows. Inside a caller's transaction it gets a
     savepoint, so a refused statement (a duplicate request id) leaves that transaction usable,
     as the portable path's atomic block does."""
     db = connections[DEFAULT_DB_ALIAS]  # one lookup; each `connection.x` is a context-local one
     guard = transaction.atomic() if db.in_atomic_block else contextlib.nullcontext()
     with guard, _bound_cursor(db) as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchone()
+        return cursor.fetchall()
+
+
+def _one_statement(sql: str, params: list[object]) -> tuple | None:
+    """Run one ledger statement and return its row (None when it returned none)."""
+    rows = _statement(sql, params)
+    return rows[0] if rows else None
 
 
 def _bound_cursor(db: BaseDatabaseWrapper) -> CursorWrapper:
@@ -435,10 +441,7 @@ def _reserve_batch(jobs: Sequence[_ReserveJob]) -> list[Reservation | object]:
         strict=True,
     )
     params = [*map(list, columns), user_id, jobs[0].now, user_id]
-    db = connections[DEFAULT_DB_ALIAS]
-    with _bound_cursor(db) as cursor:
-        cursor.execute(_RESERVE_BATCH_SQL, params)
-        admitted = {row[0] for row in cursor.fetchall()}
+    admitted = {row[0] for row in _statement(_RESERVE_BATCH_SQL, params)}
     return [job.reservation() if job.res_id in admitted else ALONE for job in jobs]
 
 
@@ -638,10 +641,8 @@ def _settle_batch(jobs: Sequence[_SettleJob]) -> list[Settlement | object]:
         attach_parts.append(f", a{index} AS ({sql})")
         params.append([i for i, _ in members])
         params += [[getattr(row, name) for _, row in members] for name in attnames]
-    db = connections[DEFAULT_DB_ALIAS]
-    with _bound_cursor(db) as cursor:
-        cursor.execute(_SETTLE_BATCH_SQL.format(attach="".join(attach_parts)), params)
-        settled = {row[0]: row[1:] for row in cursor.fetchall()}
+    sql = _SETTLE_BATCH_SQL.format(attach="".join(attach_parts))
+    settled = {row[0]: row[1:] for row in _statement(sql, params)}
     outcomes: list[Settlement | object] = []
     for i, job in enumerate(jobs):
         row = settled.get(i)
