@@ -58,6 +58,7 @@ ANTHROPIC = _streams.ANTHROPIC
 WRK_LOADS = ("chat", "chat-stream", "messages", "messages-stream", "embeddings")
 STREAM_STEPS = (100, 250, 500, 750, 1000, 1500, 2000)
 QUICK_STREAM_STEPS = (100, 500, 1000)
+WARMUP_CONNECTIONS = 8  # enough that every gateway worker accepts one
 SCENARIOS = (*WRK_LOADS, "chat-slow", "stream-slow", "ttft", "max-streams", "ledger", "instances")
 
 
@@ -255,7 +256,11 @@ class Bench:
     ) -> tuple[_wrk.WrkResult, _procs.Sampler]:
         s = self.settings
         if s.warmup:
-            _wrk.run_many(requests, connections=conc, seconds=s.warmup)
+            # At least `WARMUP_CONNECTIONS`: one connection warms the one worker that accepted
+            # it, and the measured run's may land on another, whose first request (connections
+            # opened, caches filled: ~50 ms) wrk's coordinated-omission correction spreads over
+            # the tail (a c=1 row's p99 read 42 ms, ~4 ms once every worker was warm).
+            _wrk.run_many(requests, connections=max(conc, WARMUP_CONNECTIONS), seconds=s.warmup)
         # wrk stops sending when its time is up, but requests it already sent are still queued
         # in the gateway: start the measured run (and the next row) only once they drained.
         _drain(roots)
