@@ -164,6 +164,7 @@ def providers_toml(upstreams: dict[str, Upstream]) -> str:
         ("bench-chat-slow", "chat", "slow", "openai", "fake-gpt"),
         ("bench-chat-stream", "chat", "stream", "openai", "fake-gpt"),
         ("bench-claude-stream", "chat", "stream", "anthropic", "fake-claude"),
+        ("bench-chat-long", "chat", "long", "openai", "fake-gpt"),
     ]
     for model, kind, upstream, provider_kind, upstream_model in models:
         if upstream not in upstreams:

@@ -8,15 +8,17 @@ Without DATABASE_URL / REDIS_URL it starts throwaway PostgreSQL and Redis itself
 scripts/services.py's context managers), over 127.0.0.1 TCP (`--unix-sockets`: over their unix
 sockets, as gateway workers on the database's host may). It migrates, creates a bench
 account (enterprise tier, a custom limit the limiter never reaches, 10**15 Wits, a key), loads
-providers pointing at three fake upstreams (instant; 200 ms before headers; 200 ms + 16 tokens
-x 10 ms), starts the gateway under gunicorn with deploy/gunicorn.conf.py and production-like
-settings, and measures:
+providers pointing at four fake upstreams (instant; 200 ms before headers; 200 ms + 16 tokens
+x 10 ms; 200 ms + 16 tokens x 250 ms), starts the gateway under gunicorn with
+deploy/gunicorn.conf.py and production-like settings, and measures:
 
     chat, chat-stream, messages, messages-stream, embeddings   wrk at each --concurrency
     chat-slow      chat against the 200 ms upstream at c=200
     stream-slow    chat stream against the 200 ms + 16 x 10 ms upstream at c=50
     ttft           added time to first content byte (asyncio client, c=10, same upstream)
     max-streams    N streams at once, N stepping up to >= 1000: the largest N with 0 errors
+    held-streams   1,000 streams opened at once that last ~4 s (200 ms + 16 tokens x 250 ms),
+                   so that all are in flight together: peak in flight, errors, TTFT
     ledger         benchmarks/ledger.py (reserve+commit pairs/s against SELECT 1/s)
     instances      two gateway instances vs one on the same PostgreSQL + Redis
 
@@ -59,7 +61,17 @@ WRK_LOADS = ("chat", "chat-stream", "messages", "messages-stream", "embeddings")
 STREAM_STEPS = (100, 250, 500, 750, 1000, 1500, 2000)
 QUICK_STREAM_STEPS = (100, 500, 1000)
 WARMUP_CONNECTIONS = 8  # enough that every gateway worker accepts one
-SCENARIOS = (*WRK_LOADS, "chat-slow", "stream-slow", "ttft", "max-streams", "ledger", "instances")
+SCENARIOS = (
+    *WRK_LOADS,
+    "chat-slow",
+    "stream-slow",
+    "ttft",
+    "max-streams",
+    "held-streams",
+    "ledger",
+    "instances",
+)
+HELD_STREAMS = 1000
 
 
 @dataclass(frozen=True)
@@ -119,6 +131,13 @@ LOADS: dict[str, Load] = {
     "chat-slow": Load(
         "chat, upstream 200 ms", "/v1/chat/completions", OPENAI, "slow", _chat("bench-chat-slow")
     ),
+    "stream-long": Load(
+        "chat stream, upstream 200 ms + 16 x 250 ms",
+        "/v1/chat/completions",
+        OPENAI,
+        "long",
+        _chat("bench-chat-long", stream=True),
+    ),
     "stream-slow": Load(
         "chat stream, upstream 200 ms + 16 x 10 ms",
         "/v1/chat/completions",
@@ -132,6 +151,8 @@ UPSTREAMS = {
     "fast": _stack.UpstreamSpec("fast", workers=2),
     "slow": _stack.UpstreamSpec("slow", delay_ms=200),
     "stream": _stack.UpstreamSpec("stream", delay_ms=200, token_delay_ms=10, reply_tokens=16),
+    # Streams long enough (~4.2 s) that a thousand opened at once are all in flight together.
+    "long": _stack.UpstreamSpec("long", delay_ms=200, token_delay_ms=250, reply_tokens=16),
 }
 
 
@@ -415,6 +436,39 @@ class Bench:
             rows[0].raw["steps"] = steps
         return rows
 
+    def held_streams_row(self) -> Row:
+        """`HELD_STREAMS` streams opened at once, each ~4.2 s long: the burst's first streams
+        are still open when its last ones start, so the peak in flight shows whether the
+        gateway held them all at once (the max-streams streams end before a burst of them has
+        started)."""
+        load = LOADS["stream-long"]
+
+        def burst(straight: bool) -> tuple[list, int, float]:
+            began = time.perf_counter()
+            outcomes, peak = asyncio.run(
+                _streams.burst(self.target(load, straight=straight), HELD_STREAMS, timeout_s=60)
+            )
+            return outcomes, peak, time.perf_counter() - began
+
+        straight, s_peak, s_wall = burst(True)
+        _drain([self.gateway.pid])
+        with _procs.Sampler([self.gateway.pid]) as sampler:
+            gateway, g_peak, g_wall = burst(False)
+        return Row(
+            scenario="streams held at once (200 ms + 16 x 250 ms)",
+            conc=str(HELD_STREAMS),
+            straight=self._stream_side(straight, s_wall),
+            gateway=self._stream_side(gateway, g_wall),
+            cpu_ms=sampler.cpu_s * 1000 / HELD_STREAMS,
+            rss_mb=sampler.peak_rss / 2**20,
+            pss_mb=sampler.peak_pss / 2**20,
+            note=(
+                f"peak in flight {g_peak} (straight {s_peak}); all done in {g_wall:.1f} s "
+                f"(straight {s_wall:.1f} s); latency = TTFT"
+            ),
+            raw={"straight_peak": s_peak, "gateway_peak": g_peak},
+        )
+
     # --- ledger -----------------------------------------------------------------------------
 
     def ledger_rows(self) -> list[Row]:
@@ -693,6 +747,8 @@ def main(argv: list[str] | None = None) -> int:
         wanted = {"fast", "slow"} if "chat-slow" in plan else {"fast"}
         if {"stream-slow", "ttft", "max-streams"} & set(plan):
             wanted.add("stream")
+        if "held-streams" in plan:
+            wanted.add("long")
         upstreams = {
             name: stack.upstream(UPSTREAMS[name], env) for name in UPSTREAMS if name in wanted
         }
@@ -713,6 +769,8 @@ def main(argv: list[str] | None = None) -> int:
                 _attempt(name, rows, lambda: [bench.ttft_row()])
             elif name == "max-streams":
                 _attempt(name, rows, bench.max_streams_rows)
+            elif name == "held-streams":
+                _attempt(name, rows, lambda: [bench.held_streams_row()])
             elif name == "ledger":
                 _attempt(name, rows, bench.ledger_rows)
             elif name == "instances":
