@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import importlib.metadata
 import json
 import os
@@ -513,29 +514,45 @@ class Bench:
     # --- horizontal -------------------------------------------------------------------------
 
     def instances_rows(self) -> list[Row]:
+        """Two instances against one, each as configured (on one machine both are CPU-bound:
+        one instance's workers already use every core), then each with one worker (half the
+        cores each), which shows whether a second instance adds throughput on the same
+        PostgreSQL and Redis when it has cores of its own."""
+        rows = self._instances_pair(self.serving, self.gateway, "")
+        single = dataclasses.replace(self.serving, workers=1)
+        first = self.stack.gateway("gateway-c", self.env, single)
+        try:
+            rows += self._instances_pair(single, first, ", 1 worker each")
+        finally:
+            self.stack.stop(first.started)
+        return rows
+
+    def _instances_pair(
+        self, serving: _stack.Serving, one_gw: _stack.Gateway, label: str
+    ) -> list[Row]:
         load = LOADS["chat"]
         conc = 25
-        second = self.stack.gateway("gateway-b", self.env, self.serving)
+        second = self.stack.gateway("gateway-b", self.env, serving)
         try:
             straight = self._wrk([self.request(load, straight=True)] * 2, conc)
             one, one_s = self._measured(
-                [self.request(load, straight=False)] * 2, conc, [self.gateway.pid]
+                [self.request(load, straight=False, gateway=one_gw)] * 2, conc, [one_gw.pid]
             )
             two, two_s = self._measured(
                 [
-                    self.request(load, straight=False),
+                    self.request(load, straight=False, gateway=one_gw),
                     self.request(load, straight=False, gateway=second),
                 ],
                 conc,
-                [self.gateway.pid, second.pid],
+                [one_gw.pid, second.pid],
             )
         finally:
             self.stack.stop(second.started)
         gain = two.rps / one.rps if one.rps else 0.0
         return [
-            self._row("chat, 1 instance (2 wrk x c=25)", "50", straight, one, one_s),
+            self._row(f"chat, 1 instance{label} (2 wrk x c=25)", "50", straight, one, one_s),
             self._row(
-                "chat, 2 instances (wrk c=25 on each)",
+                f"chat, 2 instances{label} (wrk c=25 on each)",
                 "50",
                 straight,
                 two,
