@@ -931,14 +931,28 @@ def _read_in_lanes(
     taken_ends = np.flatnonzero(taken)
     # From a word taken, back to the last word taken at or before its start (-1: none).
     last_taken = np.cumsum(taken) - 1
-    back = last_taken[by[taken_ends]].tolist()
-    chain: list[int] = []
-    at = len(taken_ends) - 1
-    while at >= 0:
-        chain.append(at)
-        at = back[at]
-    read = taken_ends[np.array(chain[::-1], dtype=np.int64)]
-    return by[read], read
+    return by[(read := taken_ends[_chain(last_taken[by[taken_ends]])])], read
+
+
+def _chain(back: np.ndarray) -> np.ndarray:
+    """The indices on the chain from the last index back (`back[i]` < i, -1 ending it), in
+    order: found by pointer doubling, one numpy pass per doubling of its length, instead of a
+    Python step per link (thousands in a long run). After round k, `jump` maps an index to the
+    one 2**k links back (`end`, past the last slot, once there is none) and `found` holds the
+    indices fewer than 2**k links back from the last; the chain is whole once the last index
+    has nothing 2**k links back."""
+    import numpy as np
+
+    end = len(back)
+    if not end:
+        return np.zeros(0, dtype=np.int64)
+    jump = np.append(np.where(back < 0, end, back), end).astype(np.int64)
+    found = np.array([end - 1], dtype=np.int64)
+    while jump[end - 1] != end:
+        found = np.concatenate((found, jump[found]))
+        found = found[found != end]
+        jump = jump[jump]
+    return np.sort(found)
 
 
 def _lane_costs(
@@ -3277,6 +3291,13 @@ def _match_rules(
         if word not in places:  # unsafe: found when its turn comes (an earlier word may match)
             places[word] = _unsafe_places(regions, found, word)
         at_word, keys = places[word]
+        trying = allowed
+        if len(at_word) >= _MANY_PLACES:
+            # A check at each of many places ("system" over and over) costs more than a find
+            # at C speed per lead: rules none of whose leads on the word stands are not tried.
+            trying = _leads_on(text, regions, word, allowed)
+            if not trying:
+                continue
         # The scanner keeps every check it gave: only keys not seen before are worked out.
         checks = scanner.checks
         for key in set(keys).difference(checks):
@@ -3292,7 +3313,7 @@ def _match_rules(
             if marked is None or marked.lastindex is None:
                 continue
             for (index, rule, offset, _), mark in zip(check.entries, marked.groups(), strict=True):
-                if mark is None or index not in allowed:
+                if mark is None or index not in trying:
                     continue
                 start = at - offset
                 # The mark proves the rule's lead and body match from `start` (the pattern is
@@ -3313,8 +3334,34 @@ def _match_rules(
 
 
 # Per lead word: where the first pass looked at it (in order), and the rules (indices into
-# `RULES`) whose leads it starts that it tried there.
+# `RULES`) whose leads it starts that it tried there (or left out, none of their leads standing:
+# a view may still bring one near a change).
 _Looked = dict[str, tuple[list[int], set[int]]]
+# Places of one lead word from which `_match_rules` first looks for its rules' leads whole.
+_MANY_PLACES = 128
+
+
+def _leads_on(text: str, regions: list[tuple[int, int]], word: str, rules: set[int]) -> set[int]:
+    """The rules (indices into `RULES`, with leads on `word`) one of whose leads on the word
+    stands in the text where a match may start: a lead is literal text, so it is looked for
+    whole (a find each, at C speed; its lookbehind left out, so only more is kept). The word
+    stands up to `_MAX_OFFSET` into its lead and at most `_MAX_OFFSET` past a region
+    (`_lead_places`)."""
+    kept = set()
+    found: dict[str, bool] = {}
+    for index in rules:
+        for lead in _LEADS_ON[index, word]:
+            standing = found.get(lead)
+            if standing is None:
+                reach = _MAX_OFFSET + len(lead)
+                standing = found[lead] = any(
+                    text.find(lead, max(0, lo - _MAX_OFFSET), hi + reach) != -1
+                    for lo, hi in regions
+                )
+            if standing:
+                kept.add(index)
+                break
+    return kept
 
 
 def _lead_places(
@@ -3522,6 +3569,12 @@ def _lead_alternatives(groups: dict[str, list[tuple[str, str]]]) -> str:
 
 
 _SCANNERS = _scanners(RULES)
+# Per (rule index, lead word): the rule's leads on the word (its `_Head`), shortest first.
+_LEADS_ON: dict[tuple[int, str], tuple[str, ...]] = {}
+for _index, _rule_ in enumerate(RULES):
+    for _lead in sorted(_rule_.leads, key=len):
+        _word = _FIRST_WORD.search(_lead).group()  # type: ignore[union-attr]
+        _LEADS_ON[_index, _word] = (*_LEADS_ON.get((_index, _word), ()), _lead)
 _MARKER_WORDS = frozenset(head.word for head in _MARKER_RULE.heads)
 _LEAD_PAIRS = frozenset(pair for rule in RULES for head in rule.heads for pair in head.pairs or ())
 
@@ -4326,6 +4379,15 @@ def _match_view(
     near = [(max(0, lo - _LONGEST), hi + _NEEDS_REACH) for lo, hi in changed]
     wrote = " ".join(view_text[lo:hi] for lo, hi in changed)
     written = _words_of(wrote)
+    if (
+        prefilter
+        and len(written) >= _MANY_WRITTEN
+        and _regions(len(view_text), near) == [(0, len(view_text))]
+    ):
+        # Changes reach all of the view (a text that is one long run) and wrote many distinct
+        # words: every rule is tried everywhere, as in the text's own pass, rather than first
+        # sorting out which of them the written words touch.
+        return _match_rules(view_text, [(0, len(view_text))])[0]
     # Its words are the text's and those it wrote: no rule may be possible with them.
     if prefilter and not _worth_a_view(words, written):
         return None
@@ -4376,6 +4438,11 @@ def _leads_standing(
         ):
             kept.add(index)
     return frozenset(kept)
+
+
+# Distinct words a view that changed all of its text wrote from which `_match_view` tries every
+# rule on all of it at once.
+_MANY_WRITTEN = 64
 
 
 # Leads `_leads_standing` looks for in a view at most (each a `str.find` over its regions).
