@@ -931,7 +931,8 @@ def _read_in_lanes(
     taken_ends = np.flatnonzero(taken)
     # From a word taken, back to the last word taken at or before its start (-1: none).
     last_taken = np.cumsum(taken) - 1
-    return by[(read := taken_ends[_chain(last_taken[by[taken_ends]])])], read
+    read = taken_ends[_chain(last_taken[by[taken_ends]])]
+    return by[read], read
 
 
 def _chain(back: np.ndarray) -> np.ndarray:
