@@ -385,44 +385,47 @@ class Bench:
             detail=detail,
         )
 
+    def _burst_row(self, load: Load, count: int, scenario: str) -> Row:
+        """`count` streams opened at once, straight then through the gateway (sampled)."""
+
+        def burst(straight: bool) -> tuple[list, int, float]:
+            began = time.perf_counter()
+            # Each stream is bounded by its own 60 s timeout, so the burst is too.
+            outcomes, peak = asyncio.run(
+                _streams.burst(self.target(load, straight=straight), count, timeout_s=60)
+            )
+            return outcomes, peak, time.perf_counter() - began
+
+        straight, s_peak, s_wall = burst(True)
+        _drain([self.gateway.pid])
+        with _procs.Sampler([self.gateway.pid]) as sampler:
+            gateway, g_peak, g_wall = burst(False)
+        return Row(
+            scenario=scenario,
+            conc=str(count),
+            straight=self._stream_side(straight, s_wall),
+            gateway=self._stream_side(gateway, g_wall),
+            cpu_ms=sampler.cpu_s * 1000 / count,
+            rss_mb=sampler.peak_rss / 2**20,
+            pss_mb=sampler.peak_pss / 2**20,
+            note=(
+                f"peak in flight {g_peak} (straight {s_peak}); all done in {g_wall:.1f} s "
+                f"(straight {s_wall:.1f} s); latency = TTFT"
+            ),
+            raw={"straight_peak": s_peak, "gateway_peak": g_peak},
+        )
+
     def max_streams_rows(self) -> list[Row]:
         load = LOADS["stream-slow"]
         steps: list[dict] = []
         best: Row | None = None
         first_failure: Row | None = None
         for count in self.settings.stream_steps:
-
-            def burst(straight: bool, count: int = count) -> tuple[list, int, float]:
-                began = time.perf_counter()
-                # Each stream is bounded by its own 60 s timeout, so the burst is too.
-                outcomes, peak = asyncio.run(
-                    _streams.burst(self.target(load, straight=straight), count, timeout_s=60)
-                )
-                return outcomes, peak, time.perf_counter() - began
-
-            straight, s_peak, s_wall = burst(True)
-            _drain([self.gateway.pid])
-            with _procs.Sampler([self.gateway.pid]) as sampler:
-                gateway, g_peak, g_wall = burst(False)
-            s_side = self._stream_side(straight, s_wall)
-            g_side = self._stream_side(gateway, g_wall)
-            row = Row(
-                scenario="max concurrent streams (200 ms + 16 x 10 ms)",
-                conc=str(count),
-                straight=s_side,
-                gateway=g_side,
-                cpu_ms=sampler.cpu_s * 1000 / count,
-                rss_mb=sampler.peak_rss / 2**20,
-                pss_mb=sampler.peak_pss / 2**20,
-                note=(
-                    f"peak in flight {g_peak} (straight {s_peak}); all done in {g_wall:.1f} s "
-                    f"(straight {s_wall:.1f} s); latency = TTFT"
-                ),
-                raw={"straight_peak": s_peak, "gateway_peak": g_peak},
-            )
+            row = self._burst_row(load, count, "max concurrent streams (200 ms + 16 x 10 ms)")
             steps.append({"streams": count, **asdict(row)})
-            log(f"  {count} streams: {g_side.errors} errors, peak in flight {g_peak}")
-            if g_side.errors:
+            errors = row.gateway.errors if row.gateway else 0
+            log(f"  {count} streams: {errors} errors, peak in flight {row.raw['gateway_peak']}")
+            if errors:
                 first_failure = row
                 break
             best = row
@@ -442,32 +445,8 @@ class Bench:
         are still open when its last ones start, so the peak in flight shows whether the
         gateway held them all at once (the max-streams streams end before a burst of them has
         started)."""
-        load = LOADS["stream-long"]
-
-        def burst(straight: bool) -> tuple[list, int, float]:
-            began = time.perf_counter()
-            outcomes, peak = asyncio.run(
-                _streams.burst(self.target(load, straight=straight), HELD_STREAMS, timeout_s=60)
-            )
-            return outcomes, peak, time.perf_counter() - began
-
-        straight, s_peak, s_wall = burst(True)
-        _drain([self.gateway.pid])
-        with _procs.Sampler([self.gateway.pid]) as sampler:
-            gateway, g_peak, g_wall = burst(False)
-        return Row(
-            scenario="streams held at once (200 ms + 16 x 250 ms)",
-            conc=str(HELD_STREAMS),
-            straight=self._stream_side(straight, s_wall),
-            gateway=self._stream_side(gateway, g_wall),
-            cpu_ms=sampler.cpu_s * 1000 / HELD_STREAMS,
-            rss_mb=sampler.peak_rss / 2**20,
-            pss_mb=sampler.peak_pss / 2**20,
-            note=(
-                f"peak in flight {g_peak} (straight {s_peak}); all done in {g_wall:.1f} s "
-                f"(straight {s_wall:.1f} s); latency = TTFT"
-            ),
-            raw={"straight_peak": s_peak, "gateway_peak": g_peak},
+        return self._burst_row(
+            LOADS["stream-long"], HELD_STREAMS, "streams held at once (200 ms + 16 x 250 ms)"
         )
 
     # --- ledger -----------------------------------------------------------------------------
