@@ -4404,20 +4404,25 @@ def _match_view(
         # near a long one (a long spaced run), the text's pass looks at its many places.
         if sum(hi - lo for lo, hi in regions) <= _FEW_PLACES:
             rule = _match_touching(view_text, regions, touching)
-        elif leading := _leads_standing(view_text, regions, touching):
+        else:
             # What `_Tokens.of(wrote)` would name, and more (which gates may hold): every
             # written word, and the unsafe lead words one starts with.
             beyond = words | written | _unsafe_heads(written)
-            rule = _match_rules(view_text, near, beyond=beyond, only=leading)[0]
-        else:
+            leading = _leads_standing(view_text, regions, touching, present=beyond)
             rule = None
+            if leading:
+                rule = _match_rules(view_text, near, beyond=beyond, only=leading)[0]
         if rule is not None:
             return rule
     return _match_untouched(view, looked, touching, regions, in_place=in_place)
 
 
 def _leads_standing(
-    text: str, regions: list[tuple[int, int]], rules: frozenset[int]
+    text: str,
+    regions: list[tuple[int, int]],
+    rules: frozenset[int],
+    *,
+    present: frozenset[str] | None = None,
 ) -> frozenset[int]:
     """The rules (indices into `RULES`) that may match the text at a start in the regions, as
     far as their leads tell: a match starts with one of its rule's leads (literal text), so a
@@ -4426,15 +4431,18 @@ def _leads_standing(
     by what follows its first word, where anything does (`_LEAD_NEEDLES`: rarer than the
     word, so `str.find` skips faster), at the place that stands at in a lead starting in a
     region. Up to `_LEAD_FINDS` are looked for in all (rules with fewer first); the rules left
-    are kept."""
+    are kept. `present`, where given, holds every word that stands in the text (and may hold
+    more): a lead whose first word it lacks does not stand, and is not looked for."""
     kept = set()
     budget = _LEAD_FINDS
     for index in sorted(rules, key=lambda index: (len(_LEAD_NEEDLES[index]), index)):
         needles = _LEAD_NEEDLES[index]
+        if present is not None:
+            needles = tuple(needle for needle in needles if needle[0] in present)
         budget -= len(needles) * len(regions)
         if budget < 0 or any(
             text.find(needle, lo + at, hi + reach) != -1
-            for at, needle, reach in needles
+            for _, at, needle, reach in needles
             for lo, hi in regions
         ):
             kept.add(index)
@@ -4450,15 +4458,16 @@ _MANY_WRITTEN = 64
 _LEAD_FINDS = 64
 
 
-def _lead_needles(leads: Iterable[str]) -> tuple[tuple[int, str, int], ...]:
-    """For each lead (distinct ones once): where in it `_leads_standing` starts looking (after
-    its first word, if anything follows it, else at its start), what it looks for (the rest of
-    the lead), and how far past a region's end the rest may end (its end in the lead - 1)."""
+def _lead_needles(leads: Iterable[str]) -> tuple[tuple[str, int, str, int], ...]:
+    """For each lead (distinct ones once): its first word, where in it `_leads_standing` starts
+    looking (after that word, if anything follows it, else at its start), what it looks for
+    (the rest of the lead), and how far past a region's end the rest may end (its end in the
+    lead - 1)."""
     needles = set()
     for lead in leads:
         word = _FIRST_WORD.search(lead)
         at = word.end() if word is not None and word.end() < len(lead) else 0
-        needles.add((at, lead[at:], len(lead) - 1))
+        needles.add(("" if word is None else word.group(), at, lead[at:], len(lead) - 1))
     return tuple(sorted(needles))
 
 

@@ -165,11 +165,17 @@ def test_rules_written_words_touch_are_those_found_word_by_word(
 
 
 def _standing(
-    text: str, regions: list[tuple[int, int]], rules: frozenset[int], *, rest: bool
+    text: str,
+    regions: list[tuple[int, int]],
+    rules: frozenset[int],
+    *,
+    rest: bool,
+    word_start: bool = False,
 ) -> frozenset[int]:
     """The rules one of whose leads stands in the text at a place in a region (or, with
     `rest`, the part of the lead after its first word, where anything follows it, stands where
-    it would): every place looked at."""
+    it would; with `word_start`, at a place that starts a word, as a match does): every place
+    looked at."""
 
     def looked_for(lead: str) -> tuple[int, str]:
         word = screening._FIRST_WORD.search(lead)
@@ -184,6 +190,7 @@ def _standing(
             for at, needle in map(looked_for, screening.RULES[index].leads)
             for lo, hi in regions
             for place in range(lo, hi)
+            if not word_start or screening._starts_word(text, place)
         )
     )
 
@@ -218,6 +225,13 @@ def test_rules_whose_leads_stand_in_a_region_are_kept(
     finds = sum(len(screening._LEAD_NEEDLES[index]) for index in rules) * len(regions)
     if finds <= screening._LEAD_FINDS:
         assert kept == _standing(text, regions, rules, rest=True)
+
+    # and, told which words stand in the text (every start of every word, here), a rule with a
+    # lead standing where a match may start is still kept; told that none does, none is
+    starts = frozenset(word[:n] for word in screening._tokens(text) for n in range(len(word) + 1))
+    at_word_starts = _standing(text, regions, rules, rest=False, word_start=True)
+    assert at_word_starts <= screening._leads_standing(text, regions, rules, present=starts)
+    assert not screening._leads_standing(text, regions, rules, present=frozenset())
 
 
 # A long spaced run that reads as words (so the view changes thousands of characters), then a
