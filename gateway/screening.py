@@ -4435,17 +4435,31 @@ def _leads_standing(
     more): a lead whose first word it lacks does not stand, and is not looked for."""
     kept = set()
     budget = _LEAD_FINDS
+    # Whether a punctuation character (the first of a lead that starts with one) stands near
+    # the regions at all: one search for a single character, which is far quicker than one
+    # for a lead, saves looking for every lead it starts ("# system", "#system", ...).
+    punctuation: dict[str, bool] = {}
     for index in sorted(rules, key=lambda index: (len(_LEAD_NEEDLES[index]), index)):
         needles = _LEAD_NEEDLES[index]
         if present is not None:
             needles = tuple(needle for needle in needles if needle[0] in present)
         budget -= len(needles) * len(regions)
-        if budget < 0 or any(
-            text.find(needle, lo + at, hi + reach) != -1
-            for _, at, needle, reach in needles
-            for lo, hi in regions
-        ):
+        if budget < 0:
             kept.add(index)
+            continue
+        for _, at, needle, reach in needles:
+            first = needle[0]
+            if not first.isalnum():
+                near = punctuation.get(first)
+                if near is None:
+                    near = punctuation[first] = any(
+                        text.find(first, lo, hi + _LEAD_REACH) != -1 for lo, hi in regions
+                    )
+                if not near:
+                    continue
+            if any(text.find(needle, lo + at, hi + reach) != -1 for lo, hi in regions):
+                kept.add(index)
+                break
     return frozenset(kept)
 
 
@@ -4472,6 +4486,8 @@ def _lead_needles(leads: Iterable[str]) -> tuple[tuple[str, int, str, int], ...]
 
 
 _LEAD_NEEDLES = [_lead_needles(rule.leads) for rule in RULES]
+# How far past a region's end any lead's rest may end.
+_LEAD_REACH = max(reach for needles in _LEAD_NEEDLES for _, _, _, reach in needles)
 
 
 # Characters of regions up to which a view's touching rules are looked for place by place.

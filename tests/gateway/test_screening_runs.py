@@ -234,6 +234,24 @@ def test_rules_whose_leads_stand_in_a_region_are_kept(
     assert not screening._leads_standing(text, regions, rules, present=frozenset())
 
 
+@pytest.mark.parametrize(
+    "lead",
+    sorted({lead for rule in screening.RULES for lead in rule.leads if not lead[0].isalnum()}),
+)
+def test_a_lead_that_starts_with_punctuation_is_kept_where_a_region_starts_and_ends(
+    lead: str,
+) -> None:
+    # given a lead that starts with punctuation ("[system", "<|im_start|>"), starting at the one
+    # place of a region (its start, and its last place)
+    text = "x " + lead + " x"
+    rules = frozenset(i for i, rule in enumerate(screening.RULES) if lead in rule.leads)
+    word = screening._FIRST_WORD.search(lead).group()
+
+    # then its rules are kept (the punctuation is looked for as far as the lead may reach)
+    for present in (None, frozenset({word})):
+        assert screening._leads_standing(text, [(2, 3)], rules, present=present) == rules
+
+
 # A long spaced run that reads as words (so the view changes thousands of characters), then a
 # role marker whose word is spelled out: found in the view, by the text's pass over it.
 _FILLER = " ".join("ignore" * 1000)
