@@ -7,10 +7,11 @@ what makes a revocation effective on every process at once.
 
 from __future__ import annotations
 
+import threading
 import time
 import unicodedata
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
@@ -187,10 +188,11 @@ def authenticate(raw: str, *, fresh: bool = False) -> tuple[object, Principal]:
     parsed = keys.parse(raw)
     if parsed is None:
         raise _unauthorized()
-    entry = None if fresh or not keycache.enabled() else keycache.get(parsed.lookup)
+    shared = not fresh and keycache.enabled()
+    entry = keycache.get(parsed.lookup) if shared else None
     user: object | None = None
     if entry is None:
-        entry, user = _load(parsed.lookup)
+        entry, user = _load_shared(parsed.lookup) if shared else _load(parsed.lookup)
     if entry is None:
         keys.matches(parsed.plaintext, _DUMMY_DIGEST)
         raise _unauthorized()
@@ -215,6 +217,19 @@ def authenticate(raw: str, *, fresh: bool = False) -> tuple[object, Principal]:
         user_id = entry.user_id
         user = SimpleLazyObject(lambda: User.objects.select_related("tier").get(pk=user_id))
     return user, principal
+
+
+@dataclass
+class _Loading:
+    """A key being loaded from the database, for the callers that missed it meanwhile."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    entry: keycache.Entry | None = None
+    failed: bool = True
+
+
+_loading: dict[str, _Loading] = {}
+_loading_lock = threading.Lock()
 
 
 def _load(lookup: str) -> tuple[keycache.Entry | None, object | None]:
@@ -249,6 +264,35 @@ def _load(lookup: str) -> tuple[keycache.Entry | None, object | None]:
     if cached:
         keycache.put(lookup, entry)
     return entry, key.user
+
+
+def _load_shared(lookup: str) -> tuple[keycache.Entry | None, object | None]:
+    """`_load`, run once at a time per key in this process: callers that miss the cache while
+    it runs wait for it and take what it read (and no user: it is loaded when asked for). A
+    burst of calls on a cold key (a worker's first second, an entry's expiry) would otherwise
+    run its three queries, and its last-use write, once per call, each holding a pooled
+    connection. If the load fails, each waiting caller loads the key itself.
+
+    Only with the cache on, whose epochs make a shared entry as safe as a cached one (one read
+    before a revocation committed fails the rate limiter's guard and is reloaded); not for
+    `fresh` loads, which follow a changed epoch: a load that began before the change could
+    return an entry read before it."""
+    with _loading_lock:
+        loading = _loading.get(lookup)
+        leads = loading is None
+        if leads:
+            loading = _loading[lookup] = _Loading()
+    if not leads:
+        loading.done.wait()
+        return _load(lookup) if loading.failed else (loading.entry, None)
+    try:
+        entry, user = _load(lookup)
+        loading.entry, loading.failed = entry, False
+        return entry, user
+    finally:
+        with _loading_lock:
+            del _loading[lookup]
+        loading.done.set()
 
 
 def _touch(entry: keycache.Entry, now: timezone.datetime) -> None:

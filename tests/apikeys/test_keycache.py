@@ -140,3 +140,95 @@ def test_bump_forgets_this_process_at_once_and_changes_the_epoch(db, make_user, 
     assert keycache.get(lookup) is None
     # Outside a committed transaction (pytest's `db` never commits) the epoch bump waits.
     assert keycache.current_epoch(user.id) == before
+
+
+def _authenticate_at_once(plaintext: str, count: int) -> tuple[list, list]:
+    """`count` threads authenticating with the key at the same moment: their principals and
+    the errors they raised."""
+    import threading
+
+    principals, errors = [], []
+    start = threading.Barrier(count)
+
+    def call() -> None:
+        start.wait()
+        try:
+            principals.append(services.authenticate(plaintext)[1])
+        except Exception as error:  # noqa: BLE001 - the test inspects what each caller got
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=call) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return principals, errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_callers_that_miss_a_cold_key_at_once_share_one_database_read(
+    make_user, make_api_key, monkeypatch
+):
+    # given a key this process has not cached, and a database read that takes a while
+    import time
+
+    plaintext = make_api_key(make_user(tier="max"), "ai")
+    lookup = keys.parse(plaintext).lookup
+    keycache.clear()
+    reads = []
+    read = services._load
+
+    def slow_read(key_lookup: str):
+        reads.append(key_lookup)
+        time.sleep(0.2)
+        return read(key_lookup)
+
+    monkeypatch.setattr(services, "_load", slow_read)
+
+    # when 20 callers authenticate with it at once
+    principals, errors = _authenticate_at_once(plaintext, 20)
+
+    # then it was read once, every caller got the same principal, and it is cached
+    assert reads == [lookup]
+    assert errors == []
+    assert len(principals) == 20
+    assert all(principal == principals[0] for principal in principals)
+    assert keycache.get(lookup) is not None
+    assert services._loading == {}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_when_the_shared_read_fails_each_waiting_caller_reads_the_key_itself(
+    make_user, make_api_key, monkeypatch
+):
+    # given a cold key whose first database read fails after a while
+    import time
+
+    from django.db import OperationalError
+
+    plaintext = make_api_key(make_user(tier="max"), "ai")
+    lookup = keys.parse(plaintext).lookup
+    keycache.clear()
+    reads = []
+    read = services._load
+
+    def failing_first_read(key_lookup: str):
+        reads.append(key_lookup)
+        if len(reads) == 1:
+            time.sleep(0.2)
+            raise OperationalError("database went away")
+        return read(key_lookup)
+
+    monkeypatch.setattr(services, "_load", failing_first_read)
+
+    # when 5 callers authenticate with it at once
+    principals, errors = _authenticate_at_once(plaintext, 5)
+
+    # then the caller whose read failed gets the error, and the 4 that waited on it read the
+    # key themselves and are let in
+    assert [type(error) for error in errors] == [OperationalError]
+    assert len(principals) == 4
+    assert reads == [lookup] * 5
+    assert services._loading == {}
