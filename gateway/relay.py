@@ -580,6 +580,9 @@ def _record_progress(ticket: Ticket, call: ChatCall, converter: streams.Converte
         pricing.Usage(usage.prompt_tokens, usage.completion_tokens, usage.cache_read_tokens),
     )
     ledger.record_usage(ticket.reservation, actual=charge)
+    # The stream runs on for seconds or minutes: the pooled connection goes back now, not when
+    # it ends (held by every stream that recorded once, they ran the pool dry).
+    dbpool.give_back()
 
 
 # --- Embeddings -----------------------------------------------------------------------------
