@@ -222,6 +222,23 @@ async def burst(target: Target, count: int, *, timeout_s: float) -> tuple[list[O
     return list(outcomes), inflight.peak
 
 
+async def ramp(
+    target: Target, count: int, *, seconds: float, timeout_s: float
+) -> tuple[list[Outcome], int]:
+    """Open `count` streams at evenly spaced times over `seconds` (the i-th at i * seconds /
+    count after the first); return their outcomes and the peak number in flight. Each stream's
+    time to first content counts from its own start."""
+    inflight = InFlight()
+    began = time.perf_counter()
+
+    async def later(i: int) -> Outcome:
+        await asyncio.sleep(max(0.0, began + i * seconds / count - time.perf_counter()))
+        return await one(target, timeout_s=timeout_s, inflight=inflight)
+
+    outcomes = await asyncio.gather(*(later(i) for i in range(count)))
+    return list(outcomes), inflight.peak
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of non-empty `values`."""
     ordered = sorted(values)

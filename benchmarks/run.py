@@ -17,8 +17,8 @@ deploy/gunicorn.conf.py and production-like settings, and measures:
     stream-slow    chat stream against the 200 ms + 16 x 10 ms upstream at c=50
     ttft           added time to first content byte (asyncio client, c=10, same upstream)
     max-streams    N streams at once, N stepping up to >= 1000: the largest N with 0 errors
-    held-streams   1,000 streams opened at once that last ~4 s (200 ms + 16 tokens x 250 ms),
-                   so that all are in flight together: peak in flight, errors, TTFT
+    held-streams   1,000 streams that last ~4.2 s (200 ms + 16 tokens x 250 ms), opened at
+                   once, then over 3 s: all in flight together; peak in flight, errors, TTFT
     ledger         benchmarks/ledger.py (reserve+commit pairs/s against SELECT 1/s)
     instances      two gateway instances vs one on the same PostgreSQL + Redis
 
@@ -73,6 +73,7 @@ SCENARIOS = (
     "instances",
 )
 HELD_STREAMS = 1000
+HELD_RAMP_S = 3.0  # shorter than a held stream (~4.2 s), so all of them overlap
 
 
 @dataclass(frozen=True)
@@ -385,15 +386,19 @@ class Bench:
             detail=detail,
         )
 
-    def _burst_row(self, load: Load, count: int, scenario: str) -> Row:
-        """`count` streams opened at once, straight then through the gateway (sampled)."""
+    def _burst_row(self, load: Load, count: int, scenario: str, *, over_s: float = 0.0) -> Row:
+        """`count` streams opened at once (or, with `over_s`, at evenly spaced times over that
+        many seconds), straight then through the gateway (sampled)."""
 
         def burst(straight: bool) -> tuple[list, int, float]:
             began = time.perf_counter()
+            target = self.target(load, straight=straight)
             # Each stream is bounded by its own 60 s timeout, so the burst is too.
-            outcomes, peak = asyncio.run(
-                _streams.burst(self.target(load, straight=straight), count, timeout_s=60)
-            )
+            if over_s:
+                opened = _streams.ramp(target, count, seconds=over_s, timeout_s=60)
+            else:
+                opened = _streams.burst(target, count, timeout_s=60)
+            outcomes, peak = asyncio.run(opened)
             return outcomes, peak, time.perf_counter() - began
 
         straight, s_peak, s_wall = burst(True)
@@ -440,14 +445,25 @@ class Bench:
             rows[0].raw["steps"] = steps
         return rows
 
-    def held_streams_row(self) -> Row:
-        """`HELD_STREAMS` streams opened at once, each ~4.2 s long: the burst's first streams
-        are still open when its last ones start, so the peak in flight shows whether the
-        gateway held them all at once (the max-streams streams end before a burst of them has
-        started)."""
-        return self._burst_row(
-            LOADS["stream-long"], HELD_STREAMS, "streams held at once (200 ms + 16 x 250 ms)"
-        )
+    def held_streams_rows(self) -> list[Row]:
+        """`HELD_STREAMS` streams, each ~4.2 s long, opened all at once, then at evenly spaced
+        times over `HELD_RAMP_S`: either way the first are still open when the last start, so
+        the peak in flight shows whether the gateway held them all at once (the max-streams
+        streams end before a burst of them has started). Opened at once, their time to first
+        content is how long the burst of starts queues; opened over the ramp, it is what a new
+        stream waits while a thousand others are held."""
+        load = LOADS["stream-long"]
+        return [
+            self._burst_row(
+                load, HELD_STREAMS, "streams held at once, opened at once (200 ms + 16 x 250 ms)"
+            ),
+            self._burst_row(
+                load,
+                HELD_STREAMS,
+                f"streams held at once, opened over {HELD_RAMP_S:g} s (200 ms + 16 x 250 ms)",
+                over_s=HELD_RAMP_S,
+            ),
+        ]
 
     # --- ledger -----------------------------------------------------------------------------
 
@@ -766,7 +782,7 @@ def main(argv: list[str] | None = None) -> int:
             elif name == "max-streams":
                 _attempt(name, rows, bench.max_streams_rows)
             elif name == "held-streams":
-                _attempt(name, rows, lambda: [bench.held_streams_row()])
+                _attempt(name, rows, bench.held_streams_rows)
             elif name == "ledger":
                 _attempt(name, rows, bench.ledger_rows)
             elif name == "instances":
