@@ -35,6 +35,7 @@ from tests.fakes.upstream import FakeUpstream
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ROOT = Path(__file__).resolve().parent.parent
+GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
 UPSTREAM_KEY = "multi-instance-upstream-key"
 MODEL = "mi-chat"
 PROMPT = "Hello from the multi instance test"  # 6 words: the fake bills 6 prompt tokens
@@ -103,6 +104,66 @@ def _wait_ready(instance: Instance, *, within_s: float = 60) -> None:
     pytest.fail(f"gateway at {instance.url} never became ready:\n{instance.tail()}")
 
 
+def start_gateway(work: Path, name: str, env: dict[str, str]) -> Instance:
+    """A gateway under gunicorn with deploy/gunicorn.conf.py on a free port, against this
+    test's database and the suite's Redis, with production settings plus `env` (serving model,
+    pool, upstream keys); its output goes to `work`/gateway-`name`.log. Not yet ready."""
+    port = _free_port()
+    log = work / f"gateway-{name}.log"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("WEB_")},
+        "DATABASE_URL": _test_database_url(),
+        "DEBUG": "0",
+        "SECURE_SSL_REDIRECT": "0",
+        "SECRET_KEY": "multi-instance-" + "s" * 40,
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "CLAWWITS_VAR_DIR": str(work / "var"),
+        "LOG_LEVEL": "WARNING",
+        "GATEWAY_CONFIG_TTL_S": "0",
+        **env,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+    }
+    with log.open("wb") as handle:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "clawwits.wsgi", "-c", str(GUNICORN_CONF)],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Instance(f"http://127.0.0.1:{port}", proc, log)
+
+
+def apply_catalogue(upstream: FakeUpstream, model: str, key_env: str) -> None:
+    """One OpenAI-kind provider on the fake upstream (its key in `key_env`), and `model` routed
+    to it at 1 Wit per input token and 2 per output token."""
+    from gateway import providerfile
+
+    providerfile.apply(
+        providerfile.parse(
+            f"""
+[[providers]]
+name = "fake"
+kind = "openai"
+base_url = "{upstream.base_url}/v1"
+api_key_env = "{key_env}"
+timeout_s = 20
+
+[[models]]
+name = "{model}"
+kind = "chat"
+input_price = 1
+output_price = 2
+max_output_tokens = 1000
+routes = [ {{ provider = "fake", model = "fake-gpt" }} ]
+"""
+        )
+    )
+
+
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[FakeUpstream]:
     server = FakeUpstream(api_key=UPSTREAM_KEY).start()
@@ -129,42 +190,11 @@ def instances(
     """Two gateways for the whole module (starting them is the slow part); each test brings
     its own catalogue and accounts, which they read fresh (GATEWAY_CONFIG_TTL_S=0)."""
     work = tmp_path_factory.mktemp("instances")
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("WEB_")},
-        "DATABASE_URL": _test_database_url(),
-        "DEBUG": "0",
-        "SECURE_SSL_REDIRECT": "0",
-        "SECRET_KEY": "multi-instance-" + "s" * 40,
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "CLAWWITS_VAR_DIR": str(work / "var"),
-        "LOG_LEVEL": "WARNING",
-        "GATEWAY_CONFIG_TTL_S": "0",
-        "MI_UPSTREAM_KEY": UPSTREAM_KEY,
-        **SERVING[request.param],
-    }
+    env = {"MI_UPSTREAM_KEY": UPSTREAM_KEY, **SERVING[request.param]}
     started: list[Instance] = []
     try:
         for name in ("a", "b"):
-            port = _free_port()
-            log = work / f"gateway-{name}.log"
-            with log.open("wb") as handle:
-                proc = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "gunicorn",
-                        "clawwits.wsgi",
-                        "-c",
-                        str(ROOT / "deploy" / "gunicorn.conf.py"),
-                    ],  # fmt: skip
-                    cwd=ROOT,
-                    env={**env, "HOST": "127.0.0.1", "PORT": str(port)},
-                    stdin=subprocess.DEVNULL,
-                    stdout=handle,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            started.append(Instance(f"http://127.0.0.1:{port}", proc, log))
+            started.append(start_gateway(work, name, env))
         for instance in started:
             _wait_ready(instance)
         yield started
@@ -176,28 +206,7 @@ def instances(
 @pytest.fixture
 def catalogue(transactional_db: None, upstream: FakeUpstream) -> FakeUpstream:
     """The model the instances route to; returns the upstream with its record cleared."""
-    from gateway import providerfile
-
-    providerfile.apply(
-        providerfile.parse(
-            f"""
-[[providers]]
-name = "mi-fake"
-kind = "openai"
-base_url = "{upstream.base_url}/v1"
-api_key_env = "MI_UPSTREAM_KEY"
-timeout_s = 20
-
-[[models]]
-name = "{MODEL}"
-kind = "chat"
-input_price = 1
-output_price = 2
-max_output_tokens = 1000
-routes = [ {{ provider = "mi-fake", model = "fake-gpt" }} ]
-"""
-        )
-    )
+    apply_catalogue(upstream, MODEL, "MI_UPSTREAM_KEY")
     upstream.clear()
     return upstream
 

@@ -14,9 +14,6 @@ slowly enough that each stream records once and then runs on for two more second
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -28,12 +25,11 @@ import requests
 from gateway import relay
 from tests.fakes.upstream import FakeUpstream
 from tests.test_multi_instance import (
-    ROOT,
     Instance,
-    _free_port,
     _stop,
-    _test_database_url,
     _wait_ready,
+    apply_catalogue,
+    start_gateway,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -44,7 +40,6 @@ TOKENS = 8
 TOKEN_DELAY_S = 0.5  # 8 tokens: ~4 s a stream, recorded once at ~2 s
 STREAMS = 2  # as many as the pool has connections
 GRANT = 100_000
-GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
 
 
 @pytest.fixture(scope="module")
@@ -58,61 +53,20 @@ def upstream() -> Iterator[FakeUpstream]:
 
 @pytest.fixture
 def gateway(django_db_setup: None, upstream: FakeUpstream, tmp_path: Path) -> Iterator[Instance]:
-    from gateway import providerfile
-
-    providerfile.apply(
-        providerfile.parse(
-            f"""
-[[providers]]
-name = "sp-fake"
-kind = "openai"
-base_url = "{upstream.base_url}/v1"
-api_key_env = "SP_UPSTREAM_KEY"
-timeout_s = 20
-
-[[models]]
-name = "{MODEL}"
-kind = "chat"
-input_price = 1
-output_price = 2
-max_output_tokens = 1000
-routes = [ {{ provider = "sp-fake", model = "fake-gpt" }} ]
-"""
-        )
+    apply_catalogue(upstream, MODEL, "SP_UPSTREAM_KEY")
+    instance = start_gateway(
+        tmp_path,
+        "a",
+        {
+            "SP_UPSTREAM_KEY": UPSTREAM_KEY,
+            "WEB_WORKER_CLASS": "gevent",
+            "WEB_WORKERS": "1",
+            "DB_POOL": "1",
+            "DB_POOL_MIN": "1",
+            "DB_POOL_MAX": str(STREAMS),
+            "DB_POOL_TIMEOUT_S": "1",
+        },
     )
-    port = _free_port()
-    log = tmp_path / "gateway.log"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("WEB_")},
-        "DATABASE_URL": _test_database_url(),
-        "DEBUG": "0",
-        "SECURE_SSL_REDIRECT": "0",
-        "SECRET_KEY": "stream-pool-" + "s" * 40,
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "CLAWWITS_VAR_DIR": str(tmp_path / "var"),
-        "LOG_LEVEL": "WARNING",
-        "GATEWAY_CONFIG_TTL_S": "0",
-        "SP_UPSTREAM_KEY": UPSTREAM_KEY,
-        "WEB_WORKER_CLASS": "gevent",
-        "WEB_WORKERS": "1",
-        "DB_POOL": "1",
-        "DB_POOL_MIN": "1",
-        "DB_POOL_MAX": str(STREAMS),
-        "DB_POOL_TIMEOUT_S": "1",
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-    }
-    with log.open("wb") as handle:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "clawwits.wsgi", "-c", str(GUNICORN_CONF)],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    instance = Instance(f"http://127.0.0.1:{port}", proc, log)
     try:
         _wait_ready(instance)
         yield instance

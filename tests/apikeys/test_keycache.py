@@ -167,25 +167,33 @@ def _authenticate_at_once(plaintext: str, count: int) -> tuple[list, list]:
     return principals, errors
 
 
-@pytest.mark.django_db(transaction=True)
-def test_callers_that_miss_a_cold_key_at_once_share_one_database_read(
-    make_user, make_api_key, monkeypatch
-):
-    # given a key this process has not cached, and a database read that takes a while
-    import time
-
+@pytest.fixture
+def cold_key(make_user, make_api_key, monkeypatch):
+    """A key this process has not cached, whose database reads go through `read_with(how)`:
+    `how(lookup, reads)` runs before each read, with every lookup read so far (this one too)."""
     plaintext = make_api_key(make_user(tier="max"), "ai")
-    lookup = keys.parse(plaintext).lookup
     keycache.clear()
-    reads = []
+    reads: list[str] = []
     read = services._load
 
-    def slow_read(key_lookup: str):
-        reads.append(key_lookup)
-        time.sleep(0.2)
-        return read(key_lookup)
+    def read_with(how):
+        def reading(key_lookup: str):
+            reads.append(key_lookup)
+            how(key_lookup, reads)
+            return read(key_lookup)
 
-    monkeypatch.setattr(services, "_load", slow_read)
+        monkeypatch.setattr(services, "_load", reading)
+
+    return plaintext, keys.parse(plaintext).lookup, reads, read_with
+
+
+@pytest.mark.django_db(transaction=True)
+def test_callers_that_miss_a_cold_key_at_once_share_one_database_read(cold_key):
+    # given a cold key whose database read takes a while
+    import time
+
+    plaintext, lookup, reads, read_with = cold_key
+    read_with(lambda key_lookup, reads: time.sleep(0.2))
 
     # when 20 callers authenticate with it at once
     principals, errors = _authenticate_at_once(plaintext, 20)
@@ -200,28 +208,20 @@ def test_callers_that_miss_a_cold_key_at_once_share_one_database_read(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_when_the_shared_read_fails_each_waiting_caller_reads_the_key_itself(
-    make_user, make_api_key, monkeypatch
-):
+def test_when_the_shared_read_fails_each_waiting_caller_reads_the_key_itself(cold_key):
     # given a cold key whose first database read fails after a while
     import time
 
     from django.db import OperationalError
 
-    plaintext = make_api_key(make_user(tier="max"), "ai")
-    lookup = keys.parse(plaintext).lookup
-    keycache.clear()
-    reads = []
-    read = services._load
+    plaintext, lookup, reads, read_with = cold_key
 
-    def failing_first_read(key_lookup: str):
-        reads.append(key_lookup)
+    def first_fails(key_lookup: str, reads: list[str]) -> None:
         if len(reads) == 1:
             time.sleep(0.2)
             raise OperationalError("database went away")
-        return read(key_lookup)
 
-    monkeypatch.setattr(services, "_load", failing_first_read)
+    read_with(first_fails)
 
     # when 5 callers authenticate with it at once
     principals, errors = _authenticate_at_once(plaintext, 5)
