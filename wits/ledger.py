@@ -796,11 +796,23 @@ def release(
 
 
 def record_usage(reservation: Reservation | uuid.UUID, *, actual: int) -> bool:
-    """Remember usage so far on a held reservation, for reconcile to commit after a crash."""
+    """Remember usage so far on a held reservation, for reconcile to commit after a crash.
+
+    Every open stream does this every `gateway.relay.RECORD_INTERVAL_S`: on PostgreSQL it is one
+    statement bound and prepared on the server (the ORM's update compiled and quoted it anew
+    each time: a quarter of a worker's CPU while it held 1,000 streams)."""
     res_id = reservation.id if isinstance(reservation, Reservation) else reservation
+    if _fast():
+        return bool(_statement(_RECORD_USAGE_SQL, [max(0, actual), res_id, State.HELD.value]))
     return bool(
         Reservation.objects.filter(pk=res_id, state=State.HELD).update(recorded=max(0, actual))
     )
+
+
+_RECORD_USAGE_SQL = (
+    f"UPDATE {Reservation._meta.db_table} SET recorded = %s WHERE id = %s AND state = %s "
+    "RETURNING 1"
+)
 
 
 @dataclass(frozen=True)
