@@ -3292,11 +3292,11 @@ def _match_rules(
         if word not in places:  # unsafe: found when its turn comes (an earlier word may match)
             places[word] = _unsafe_places(regions, found, word)
         at_word, keys = places[word]
-        trying = allowed
+        trying: set[int] | frozenset[int] = allowed
         if len(at_word) >= _MANY_PLACES:
             # A check at each of many places ("system" over and over) costs more than a find
-            # at C speed per lead: rules none of whose leads on the word stands are not tried.
-            trying = _leads_on(text, regions, word, allowed)
+            # at C speed per lead: rules none of whose leads stands are not tried.
+            trying = _leads_standing(text, regions, frozenset(allowed), present=words)
             if not trying:
                 continue
         # The scanner keeps every check it gave: only keys not seen before are worked out.
@@ -3340,29 +3340,6 @@ def _match_rules(
 _Looked = dict[str, tuple[list[int], set[int]]]
 # Places of one lead word from which `_match_rules` first looks for its rules' leads whole.
 _MANY_PLACES = 128
-
-
-def _leads_on(text: str, regions: list[tuple[int, int]], word: str, rules: set[int]) -> set[int]:
-    """The rules (indices into `RULES`, with leads on `word`) one of whose leads on the word
-    stands in the text where a match may start: a lead is literal text, so it is looked for
-    whole (a find each, at C speed; its lookbehind left out, so only more is kept). The word
-    stands up to `_MAX_OFFSET` into its lead and at most `_MAX_OFFSET` past a region
-    (`_lead_places`)."""
-    kept = set()
-    found: dict[str, bool] = {}
-    for index in rules:
-        for lead in _LEADS_ON[index, word]:
-            standing = found.get(lead)
-            if standing is None:
-                reach = _MAX_OFFSET + len(lead)
-                standing = found[lead] = any(
-                    text.find(lead, max(0, lo - _MAX_OFFSET), hi + reach) != -1
-                    for lo, hi in regions
-                )
-            if standing:
-                kept.add(index)
-                break
-    return kept
 
 
 def _lead_places(
@@ -3570,12 +3547,6 @@ def _lead_alternatives(groups: dict[str, list[tuple[str, str]]]) -> str:
 
 
 _SCANNERS = _scanners(RULES)
-# Per (rule index, lead word): the rule's leads on the word (its `_Head`), shortest first.
-_LEADS_ON: dict[tuple[int, str], tuple[str, ...]] = {}
-for _index, _rule_ in enumerate(RULES):
-    for _lead in sorted(_rule_.leads, key=len):
-        _word = _FIRST_WORD.search(_lead).group()  # type: ignore[union-attr]
-        _LEADS_ON[_index, _word] = (*_LEADS_ON.get((_index, _word), ()), _lead)
 _MARKER_WORDS = frozenset(head.word for head in _MARKER_RULE.heads)
 _LEAD_PAIRS = frozenset(pair for rule in RULES for head in rule.heads for pair in head.pairs or ())
 
