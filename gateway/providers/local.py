@@ -6,9 +6,11 @@ package (multilingual-e5-small, 4-bit, MIT), loaded lazily on first use, once pe
 
 Tokens. `count_tokens` is the real XLM-RoBERTa SentencePiece tokenizer of multilingual-e5-small
 (the one the embedding model runs), without special tokens or the "query: " prefix:
-`count_tokens("Hello world, how are you?") == 7`. Token counts add up over whitespace: the count
-of a text is the sum of the counts of its pieces when every piece but the first starts with
-whitespace.
+`count_tokens("Hello world, how are you?") == 7`. Token counts add up over whitespace runs: cut a
+text just before a space that follows a letter, digit, punctuation mark or symbol, and the count
+of the text is the sum of the counts of its pieces. A cut inside a run of whitespace, or after a
+control or combining character, does not add up ("a " counts a token for its trailing space).
+`RunningCount` counts a growing text (a stream's delivered text) that way, each piece once.
 
 Chat: the ClawWits sandbox model. It is not a language model; it is a deterministic stand-in so
 the whole product (billing, streaming, tools, SDKs) works on a fresh machine:
@@ -151,6 +153,42 @@ def count_tokens(text: str) -> int:
         return 0
     engine = _get_engine()
     return engine.model.token_count(clean, False) - 2 - engine.prefix_tokens
+
+
+def _cuts_after(char: str) -> bool:
+    """Whether a text may be cut before a space that follows `char` (see the module docstring)."""
+    return not char.isspace() and unicodedata.category(char)[0] in "LNPS"
+
+
+class RunningCount:
+    """`count_tokens` of a text that only grows, given as the list of its fragments so far.
+
+    The text before its last cut point (see the module docstring) is counted once and kept as a
+    number; each call counts only the fragments added since, plus the unsettled tail. A stream's
+    progress records so cost what the stream delivered since the last one, not all of it again.
+    A text with no spaces (Chinese, Japanese, Thai) has no cut point and is counted whole.
+    """
+
+    __slots__ = ("_settled", "_seen", "_tail")
+
+    def __init__(self) -> None:
+        self._settled = 0  # tokens of the text before `_tail`
+        self._seen = 0  # fragments taken into the text so far
+        self._tail = ""
+
+    def count(self, fragments: list[str]) -> int:
+        """Tokens of "".join(fragments); `fragments` may only have been appended to since."""
+        if len(fragments) > self._seen:
+            tail = self._tail + "".join(fragments[self._seen :])
+            self._seen = len(fragments)
+            cut = tail.rfind(" ", 1)
+            while cut > 0 and not _cuts_after(tail[cut - 1]):
+                cut = tail.rfind(" ", 1, cut)
+            if cut > 0:
+                self._settled += count_tokens(tail[:cut])
+                tail = tail[cut:]
+            self._tail = tail
+        return self._settled + count_tokens(self._tail)
 
 
 # --------------------------------------------------------------------------- embeddings
