@@ -46,7 +46,7 @@ from gateway.providers import openai as openai_provider
 from gateway.translate import Usage
 from gateway.upstream import UpstreamError
 from gateway.validation import ANTHROPIC, OPENAI, ChatCall, EmbedCall
-from wits import ledger, pricing
+from wits import ledger, pricing, progress
 from wits.models import Reservation
 
 logger = logging.getLogger("clawwits.relay")
@@ -593,10 +593,9 @@ def _record_progress(ticket: Ticket, tally: _Tally) -> None:
         ticket.model.price,
         pricing.Usage(usage.prompt_tokens, usage.completion_tokens, usage.cache_read_tokens),
     )
-    ledger.record_usage(ticket.reservation, actual=charge)
-    # The stream runs on for seconds or minutes: the pooled connection goes back now, not when
-    # it ends (held by every stream that recorded once, they ran the pool dry).
-    dbpool.give_back()
+    # Written behind the stream, with the other streams' records (wits.progress): the stream
+    # takes no connection for it and does not wait.
+    progress.record(ticket.reservation.id, charge)
 
 
 # --- Embeddings -----------------------------------------------------------------------------

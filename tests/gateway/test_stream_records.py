@@ -14,7 +14,7 @@ import pytest
 from gateway import relay
 from gateway.providers import local
 from tests.fakes.upstream import Fault
-from wits import ledger
+from wits import ledger, progress
 from wits.models import Reservation
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,13 +31,13 @@ def test_each_progress_record_bills_what_was_delivered_and_counts_only_the_new_t
     fake.set_fault(Fault.NO_USAGE)
     monkeypatch.setattr(relay, "RECORD_INTERVAL_S", 0.0)
     recorded: list[int] = []
-    record_usage = ledger.record_usage
+    record = progress.record
 
-    def recording(reservation, *, actual: int) -> None:
+    def recording(reservation_id, actual: int) -> None:
         recorded.append(actual)
-        record_usage(reservation, actual=actual)
+        record(reservation_id, actual)
 
-    monkeypatch.setattr(ledger, "record_usage", recording)
+    monkeypatch.setattr(progress, "record", recording)
     counted: list[int] = []
     count_tokens = local.count_tokens
 

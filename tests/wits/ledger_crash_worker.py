@@ -11,6 +11,8 @@ Points (the reservation is always 100 Wits):
   inside_reserve              in reserve's transaction, after its entry is written
   after_reserve               reserve committed, nothing else
   after_record_usage          reserve, record_usage(70)
+  after_progress_record       reserve, wits.progress.record(70): a stream's record, written by
+                              the process's record writer, not by the caller
   inside_commit               reserve, record_usage(40), in commit(actual=55)'s transaction
   inside_commit_no_usage      reserve, in commit(actual=55)'s transaction
   after_commit                reserve, commit(actual=55) committed
@@ -30,6 +32,7 @@ POINTS = (
     "inside_reserve",
     "after_reserve",
     "after_record_usage",
+    "after_progress_record",
     "inside_commit",
     "inside_commit_no_usage",
     "after_commit",
@@ -73,7 +76,7 @@ def main(point: str, user_id: uuid.UUID, request_id: str) -> None:
     django.setup()
     from django.db import connection
 
-    from wits import ledger
+    from wits import ledger, progress
 
     ledger.FAST_SQL = os.environ.get("LEDGER_FAST_SQL", "1") == "1"
     phase = {"name": "reserve"}
@@ -90,6 +93,9 @@ def main(point: str, user_id: uuid.UUID, request_id: str) -> None:
         if point in {"after_record_usage", "inside_commit"}:
             ledger.record_usage(res, actual=70 if point == "after_record_usage" else 40)
         if point == "after_record_usage":
+            stop_here()
+        if point == "after_progress_record":
+            progress.record(res.id, 70)
             stop_here()
         phase["name"] = "commit"
         ledger.commit(res, actual=55)

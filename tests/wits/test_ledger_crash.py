@@ -58,6 +58,9 @@ CASES: dict[str, Expected] = {
     "after_record_usage": Expected(
         B(900, 100, 0), 1, B(930, 0, 70), "committed", 70, "reconciled", (1, 0)
     ),
+    "after_progress_record": Expected(
+        B(900, 100, 0), 1, B(930, 0, 70), "committed", 70, "reconciled", (1, 0)
+    ),
     "inside_commit": Expected(
         B(900, 100, 0), 1, B(960, 0, 40), "committed", 40, "reconciled", (1, 0)
     ),
@@ -86,6 +89,14 @@ def backend_alive(pid: int) -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
         return cursor.fetchone()[0] == 1
+
+
+def wait_for_recorded(request_id: str, actual: int) -> None:
+    deadline = time.monotonic() + 10
+    while not Reservation.objects.filter(request_id=request_id, recorded=actual).exists():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{request_id}: usage {actual} was not recorded within 10 s")
+        time.sleep(0.02)
 
 
 def wait_for_backend_gone(pid: int) -> None:
@@ -124,6 +135,9 @@ def test_processes_killed_at_each_point_are_reconciled_exactly(make_user, fast_s
                 expected.in_flight_held,
             ), point
         assert ledger.check() == []
+        # A stream's record reaches the database with nothing but the record call: the
+        # process's writer writes it within `progress.FLUSH_S` (here within 10 s at most).
+        wait_for_recorded("after_progress_record", 70)
 
         # when: each is killed outright (no cleanup, no rollback from the client)
         for proc in workers.values():
