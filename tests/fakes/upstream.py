@@ -93,7 +93,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any, Self
+from typing import Any, Self, cast
 
 try:
     # jiter ships with both SDKs and parses several times faster than json on the hot path.
@@ -741,8 +741,8 @@ class _Connection(asyncio.Protocol):
         self._continued = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport (uvloop's is not a subclass of asyncio.Transport, but is one).
+        self._transport = cast(asyncio.Transport, transport)
         self._server._connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
