@@ -64,7 +64,12 @@ class Writer:
             if self._running:
                 return
             self._running = True
-        threading.Thread(target=self._run, name="clawwits-progress", daemon=True).start()
+        try:
+            threading.Thread(target=self._run, name="clawwits-progress", daemon=True).start()
+        except BaseException:
+            with self._lock:
+                self._running = False  # the next record tries again
+            raise
 
     def pending(self) -> dict[uuid.UUID, int]:
         with self._lock:
@@ -94,9 +99,14 @@ class Writer:
         try:
             while True:
                 time.sleep(delay)
-                # After a failed write, try again each second, not each `flush_s`.
-                delay = self.flush_s if self.flush() else max(self.flush_s, RETRY_S)
-                dbpool.give_back()  # a pooled connection is not kept between rounds
+                if self.flush():
+                    delay = self.flush_s
+                    dbpool.give_back()  # a pooled connection is not kept between rounds
+                else:
+                    # Try again each second, not each `flush_s`, on a new connection (the one
+                    # that failed may be dead: PostgreSQL restarted).
+                    delay = max(self.flush_s, RETRY_S)
+                    connections[DEFAULT_DB_ALIAS].close()
                 with self._lock:
                     if not self._pending:
                         self._running = False

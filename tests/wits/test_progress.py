@@ -121,3 +121,27 @@ def test_off_postgresql_a_record_is_written_at_once(make_user, monkeypatch):
 
     assert writer.pending() == {}
     assert _recorded(res) == 42
+
+
+def test_after_a_failed_write_the_writer_retries_on_a_new_connection(make_user, monkeypatch):
+    [res] = _held(make_user)
+    monkeypatch.setattr(progress, "RETRY_S", 0.05)
+    record_usages = ledger.record_usages
+    calls: list[bool] = []
+
+    def dying_once(records):
+        from django.db import connection as writers
+
+        calls.append(writers.connection is None)  # whether it starts on a new connection
+        if len(calls) == 1:
+            writers.ensure_connection()
+            raise OperationalError("terminating connection due to administrator command")
+        return record_usages(records)
+
+    monkeypatch.setattr(ledger, "record_usages", dying_once)
+    writer = progress.Writer(flush_s=0.05)
+
+    writer.record(res.id, 42)
+
+    _wait_until(lambda: _recorded(res) == 42)
+    assert calls == [True, True]
