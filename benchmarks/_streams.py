@@ -239,6 +239,20 @@ async def ramp(
     return list(outcomes), inflight.peak
 
 
+def held(
+    target: Target, count: int, *, over_s: float = 0.0, timeout_s: float = 60.0
+) -> tuple[list[Outcome], int, float]:
+    """`count` streams opened at once (`burst`) or, with `over_s`, over that many seconds
+    (`ramp`), each bounded by `timeout_s`: their outcomes, the peak in flight, the wall time."""
+    began = time.perf_counter()
+    if over_s:
+        opened = ramp(target, count, seconds=over_s, timeout_s=timeout_s)
+    else:
+        opened = burst(target, count, timeout_s=timeout_s)
+    outcomes, peak = asyncio.run(opened)
+    return outcomes, peak, time.perf_counter() - began
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of non-empty `values`."""
     ordered = sorted(values)

@@ -391,15 +391,9 @@ class Bench:
         many seconds), straight then through the gateway (sampled)."""
 
         def burst(straight: bool) -> tuple[list, int, float]:
-            began = time.perf_counter()
-            target = self.target(load, straight=straight)
             # Each stream is bounded by its own 60 s timeout, so the burst is too.
-            if over_s:
-                opened = _streams.ramp(target, count, seconds=over_s, timeout_s=60)
-            else:
-                opened = _streams.burst(target, count, timeout_s=60)
-            outcomes, peak = asyncio.run(opened)
-            return outcomes, peak, time.perf_counter() - began
+            target = self.target(load, straight=straight)
+            return _streams.held(target, count, over_s=over_s, timeout_s=60)
 
         straight, s_peak, s_wall = burst(True)
         _drain([self.gateway.pid])

@@ -20,7 +20,6 @@ stopped by PID; every stream is bounded by a 60 s timeout.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import tempfile
@@ -46,16 +45,6 @@ def _servers(port: int) -> dict[str, list[str]]:
             "--backlog", "4096",
         ],
     }  # fmt: skip
-
-
-def _measure(target: _streams.Target, count: int, over_s: float) -> tuple[list, int, float]:
-    began = time.perf_counter()
-    if over_s:
-        opened = _streams.ramp(target, count, seconds=over_s, timeout_s=60)
-    else:
-        opened = _streams.burst(target, count, timeout_s=60)
-    outcomes, peak = asyncio.run(opened)
-    return outcomes, peak, time.perf_counter() - began
 
 
 def _summary(outcomes: list) -> tuple[float | None, float | None, int]:
@@ -87,7 +76,8 @@ def main() -> None:
             "127.0.0.1", upstream.port, load.path, headers, load.encoded(), load.protocol
         )
         baseline = {
-            over: _summary(_measure(straight, args.streams, over)[0]) for over in (0.0, args.ramp)
+            over: _summary(_streams.held(straight, args.streams, over_s=over)[0])
+            for over in (0.0, args.ramp)
         }
         for name, _ in _servers(0).items():
             port = _procs.free_port()
@@ -107,11 +97,11 @@ def main() -> None:
             target = _streams.Target(
                 "127.0.0.1", port, load.path, {}, load.encoded(), load.protocol
             )
-            _measure(target, 200, 1.0)  # warm-up: every worker's first streams
+            _streams.held(target, 200, over_s=1.0)  # warm-up: every worker's first streams
             for over in (0.0, args.ramp):
                 _procs.wait_idle([started.pid])
                 with _procs.Sampler([started.pid]) as sampler:
-                    outcomes, peak, wall = _measure(target, args.streams, over)
+                    outcomes, peak, wall = _streams.held(target, args.streams, over_s=over)
                 p50, p99, errors = _summary(outcomes)
                 b50, b99, _ = baseline[over]
                 rows.append(

@@ -3,7 +3,7 @@ and the official SDKs pointed at the gateway's live server."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -153,3 +153,26 @@ def redis_down(monkeypatch: pytest.MonkeyPatch) -> None:
         retry=Retry(NoBackoff(), 1),
     )
     monkeypatch.setattr(api, "_limiter", ratelimit.RedisLimiter(unreachable))
+
+
+@dataclass
+class TokenCounting:
+    """What `local.count_tokens` was given while counted: each call's length in characters;
+    `count` is the real function (calls to it are not counted)."""
+
+    lengths: list[int]
+    count: Callable[[str], int]
+
+
+@pytest.fixture
+def token_counting(monkeypatch: pytest.MonkeyPatch) -> TokenCounting:
+    from gateway.providers import local
+
+    seen = TokenCounting(lengths=[], count=local.count_tokens)
+
+    def counting(text: str) -> int:
+        seen.lengths.append(len(text))
+        return seen.count(text)
+
+    monkeypatch.setattr(local, "count_tokens", counting)
+    return seen

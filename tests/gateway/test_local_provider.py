@@ -210,26 +210,18 @@ def test_a_running_count_equals_counting_the_whole_text_each_time(
     assert running.count(seen) == local.count_tokens("".join(seen))  # asked again, unchanged
 
 
-def test_a_running_count_counts_each_piece_once(monkeypatch) -> None:
+def test_a_running_count_counts_each_piece_once(token_counting) -> None:
     words = [("" if i == 0 else " ") + f"word{i}" for i in range(1000)]
-    counted: list[int] = []
-    count_tokens = local.count_tokens
-
-    def counting(text: str) -> int:
-        counted.append(len(text))
-        return count_tokens(text)
-
-    monkeypatch.setattr(local, "count_tokens", counting)
     running = local.RunningCount()
     for i in range(1, len(words) + 1):
         tokens = running.count(words[:i])
         if i % 97 == 0 or i == len(words):
-            assert tokens == count_tokens("".join(words[:i]))
+            assert tokens == token_counting.count("".join(words[:i]))
 
     # Each ask counts the new word once, plus the unsettled last word. Counting the whole text
     # each time would be ~8,000 characters per ask by the end, ~4 million in all.
     text = "".join(words)
-    assert sum(counted) <= 3 * len(text)
+    assert sum(token_counting.lengths) <= 3 * len(text)
 
 
 # ------------------------------------------------------------------------------ chat

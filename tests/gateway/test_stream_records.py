@@ -25,7 +25,7 @@ REPLY_TOKENS = 300
 
 
 def test_each_progress_record_bills_what_was_delivered_and_counts_only_the_new_text(
-    oai, account, catalogue, fake, monkeypatch
+    oai, account, catalogue, fake, monkeypatch, token_counting
 ):
     fake.configure(reply_tokens=REPLY_TOKENS)
     fake.set_fault(Fault.NO_USAGE)
@@ -38,14 +38,6 @@ def test_each_progress_record_bills_what_was_delivered_and_counts_only_the_new_t
         record(reservation_id, actual)
 
     monkeypatch.setattr(progress, "record", recording)
-    counted: list[int] = []
-    count_tokens = local.count_tokens
-
-    def counting(text: str) -> int:
-        counted.append(len(text))
-        return count_tokens(text)
-
-    monkeypatch.setattr(local, "count_tokens", counting)
 
     stream = oai.chat.completions.create(
         model=catalogue.chat_openai,
@@ -53,15 +45,15 @@ def test_each_progress_record_bills_what_was_delivered_and_counts_only_the_new_t
         stream=True,
     )
     deltas = [c.choices[0].delta.content or "" for c in stream if c.choices]
-    characters_counted = sum(counted)
+    characters_counted = sum(token_counting.lengths)
 
     text = "".join(deltas)
     assert len(text.split()) == REPLY_TOKENS
-    prompt = count_tokens(PROMPT) + local.PER_MESSAGE_OVERHEAD
+    prompt = token_counting.count(PROMPT) + local.PER_MESSAGE_OVERHEAD
     # Every record is the exact charge of what the client had been sent by then, one record per
     # event: the charges of the prefixes, in order, none skipped past, none beyond the whole.
     prefixes = ["".join(deltas[:k]) for k in range(len(deltas) + 1)]
-    charges = [prompt * 1 + count_tokens(p) * 2 for p in prefixes]
+    charges = [prompt * 1 + token_counting.count(p) * 2 for p in prefixes]
     assert len(recorded) >= REPLY_TOKENS - 1
     assert recorded == sorted(recorded)
     assert set(recorded) <= set(charges)
