@@ -13,6 +13,8 @@ Points (the reservation is always 100 Wits):
   after_record_usage          reserve, record_usage(70)
   after_progress_record       reserve, wits.progress.record(70): a stream's record, written by
                               the process's record writer, not by the caller
+  exit_after_progress_record  reserve, wits.progress.record(70) with the writer's round an hour
+                              away, then a normal exit (no READY line): the exit writes it
   inside_commit               reserve, record_usage(40), in commit(actual=55)'s transaction
   inside_commit_no_usage      reserve, in commit(actual=55)'s transaction
   after_commit                reserve, commit(actual=55) committed
@@ -33,6 +35,7 @@ POINTS = (
     "after_reserve",
     "after_record_usage",
     "after_progress_record",
+    "exit_after_progress_record",
     "inside_commit",
     "inside_commit_no_usage",
     "after_commit",
@@ -97,6 +100,10 @@ def main(point: str, user_id: uuid.UUID, request_id: str) -> None:
         if point == "after_progress_record":
             progress.record(res.id, 70)
             stop_here()
+        if point == "exit_after_progress_record":
+            progress._writer.flush_s = 3600
+            progress.record(res.id, 70)
+            raise SystemExit(0)
         phase["name"] = "commit"
         ledger.commit(res, actual=55)
         if point == "after_commit":

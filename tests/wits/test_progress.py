@@ -6,14 +6,20 @@ test_ledger_crash.py's `after_progress_record` point.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 
+from tests.wits.ledger_support import subprocess_env
 from wits import ledger, progress
 from wits.models import Reservation
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -145,3 +151,18 @@ def test_after_a_failed_write_the_writer_retries_on_a_new_connection(make_user, 
 
     _wait_until(lambda: _recorded(res) == 42)
     assert calls == [True, True]
+
+
+def test_a_process_that_exits_writes_its_pending_records(make_user):
+    # The worker's writer would wait an hour before its round: only the exit can write it.
+    user = make_user(wits=1000)
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.wits.ledger_crash_worker", "exit_after_progress_record",
+         str(user.id), "exiting"],
+        cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    res = Reservation.objects.get(request_id="exiting")
+    assert (res.state, res.recorded) == ("held", 70)
+    assert ledger.balance(user_id=user.id) == ledger.Balance(900, 100, 0)
