@@ -1,10 +1,11 @@
 """A long stream does not keep a pooled database connection between its ledger steps.
 
-A stream records what it has delivered every `RECORD_INTERVAL_S` (so a crash loses at most that
-much); each record borrows a connection from the worker's pool. Held until the stream ended,
-those connections ran the pool dry once enough streams had recorded once: a burst of 1,000
-streams over 3 s stalled ~23% of them for seconds, and a request that needs the database gives
-up after the pool's timeout with a 503.
+A stream records what it has delivered every `RECORD_INTERVAL_S` (so a crash loses little).
+Once, each record borrowed a connection from the worker's pool and the stream held it until it
+ended: those connections ran the pool dry once enough streams had recorded once (a burst of
+1,000 streams over 3 s stalled ~23% of them for seconds), and a request that needs the database
+gave up after the pool's timeout with a 503. Records are now written by the worker's record
+writer (`wits.progress`), which borrows one connection per write and gives it back.
 
 One gunicorn gevent worker with a pool of two connections and a one-second pool timeout, against
 this test's database and the suite's Redis; the upstream is the fake, in-process, streaming
