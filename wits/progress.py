@@ -58,6 +58,8 @@ class Writer:
         """Remember `actual` as the reservation's usage so far; written within `flush_s`."""
         if not ledger.batches_records():
             ledger.record_usage(reservation_id, actual=actual)
+            # The stream runs on for seconds or minutes: a pooled connection goes back now.
+            dbpool.give_back()
             return
         with self._lock:
             self._pending[reservation_id] = max(0, actual)
