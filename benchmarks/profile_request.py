@@ -58,22 +58,7 @@ def main() -> int:
     call_command("migrate", verbosity=0)
     fake = FakeUpstream(api_key="k", record=False).start()
     os.environ["PROFILE_UPSTREAM_KEY"] = "k"
-    providerfile.apply(
-        providerfile.parse(
-            f"""
-[[providers]]
-name = "fake"
-kind = "openai"
-base_url = "{fake.base_url}/v1"
-api_key_env = "PROFILE_UPSTREAM_KEY"
-[[models]]
-name = "prof-model"
-input_price = 1
-output_price = 2
-routes = [ {{ provider = "fake", model = "fake-gpt" }} ]
-"""
-        )
-    )
+    providerfile.apply(providerfile.parse(fake.catalogue("prof-model", "PROFILE_UPSTREAM_KEY")))
     catalog.invalidate()
     email = f"profile-{time.time_ns()}@example.com"
     user = services.create_account(

@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.urls import path
 
+from benchmarks import _streams
+
 SECRET_KEY = "bench-relay-not-a-secret"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
@@ -36,9 +38,9 @@ PATH = "/v1/chat/completions"
 
 
 def _sse(data: str) -> bytes:
-    if data == "[DONE]":
-        return b"data: [DONE]\n\n"
-    return b"data: " + json.dumps(json.loads(data), separators=(",", ":")).encode() + b"\n\n"
+    from gateway import streams
+
+    return streams.OPENAI_DONE if data == "[DONE]" else streams.openai_sse(json.loads(data))
 
 
 def sync_relay(request: HttpRequest) -> HttpResponse:
@@ -70,22 +72,15 @@ async def _events(reader: asyncio.StreamReader) -> AsyncIterator[str]:
     status = int(head.split(b" ", 2)[1])
     if status != 200:
         raise RuntimeError(f"upstream answered {status}")
-    chunked = b"transfer-encoding: chunked" in head.lower()
+    dechunk = _streams._Dechunker() if b"transfer-encoding: chunked" in head.lower() else None
     pending = b""
-    while True:
-        if chunked:
-            size = int((await reader.readline()).split(b";")[0], 16)
-            if size == 0:
-                return
-            piece = await reader.readexactly(size + 2)
-            piece = piece[:-2]
-        else:
-            piece = await reader.read(65536)
-            if not piece:
-                return
-        pending += piece
-        while b"\n\n" in pending:
-            event, pending = pending.split(b"\n\n", 1)
+    while dechunk is None or not dechunk.finished:
+        piece = await reader.read(65536)
+        if not piece:
+            return
+        pending += dechunk.feed(piece) if dechunk else piece
+        *events, pending = pending.split(b"\n\n")
+        for event in events:
             data = [line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:")]
             if data:
                 yield b"\n".join(data).decode()
@@ -94,16 +89,11 @@ async def _events(reader: asyncio.StreamReader) -> AsyncIterator[str]:
 async def async_relay(request: HttpRequest) -> HttpResponse:
     target = urlsplit(UPSTREAM)
     reader, writer = await asyncio.open_connection(target.hostname, target.port)
-    body = request.body
-    writer.write(
-        (
-            f"POST {PATH} HTTP/1.1\r\nHost: {target.netloc}\r\n"
-            f"Authorization: Bearer {UPSTREAM_KEY}\r\nContent-Type: application/json\r\n"
-            f"Accept: text/event-stream\r\nContent-Length: {len(body)}\r\n"
-            "Connection: close\r\n\r\n"
-        ).encode()
-        + body
+    headers = {"Authorization": f"Bearer {UPSTREAM_KEY}"}
+    upstream = _streams.Target(
+        target.hostname, target.port, PATH, headers, request.body, _streams.OPENAI
     )
+    writer.write(upstream.request_bytes())
     events = _events(reader)
 
     async def stream() -> AsyncIterator[bytes]:

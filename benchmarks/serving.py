@@ -31,27 +31,31 @@ from benchmarks import _procs, _stack, _streams, run
 WORKERS = 2
 
 
-def _servers(port: int) -> dict[str, list[str]]:
-    return {
-        "gunicorn + gevent (sync view)": [
-            sys.executable, "-m", "gunicorn", "benchmarks.relayapp:wsgi", "-k", "gevent",
-            "-w", str(WORKERS), "--worker-connections", "2000", "-b", f"127.0.0.1:{port}",
-            "--keep-alive", "5", "--log-level", "warning",
-        ],
-        "uvicorn, ASGI (async view)": [
-            sys.executable, "-m", "uvicorn", "benchmarks.relayapp:asgi", "--workers",
-            str(WORKERS), "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
-            "--http", "httptools", "--no-access-log", "--log-level", "warning",
-            "--backlog", "4096",
-        ],
-    }  # fmt: skip
+def _gevent(port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn", "benchmarks.relayapp:wsgi", "-k", "gevent",
+        "-w", str(WORKERS), "--worker-connections", "2000", "-b", f"127.0.0.1:{port}",
+        "--keep-alive", "5", "--log-level", "warning",
+    ]  # fmt: skip
 
 
-def _summary(outcomes: list) -> tuple[float | None, float | None, int]:
-    ttfts = [o.ttft_s * 1000 for o in outcomes if o.ok and o.ttft_s is not None]
-    p50 = _streams.percentile(ttfts, 50) if ttfts else None
-    p99 = _streams.percentile(ttfts, 99) if ttfts else None
-    return p50, p99, len([o for o in outcomes if not o.ok])
+def _uvicorn(port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "uvicorn", "benchmarks.relayapp:asgi", "--workers", str(WORKERS),
+        "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+        "--no-access-log", "--log-level", "warning", "--backlog", "4096",
+    ]  # fmt: skip
+
+
+# Name, command for a port, and whether the relay's view is the asynchronous one.
+SERVERS = (
+    ("gunicorn + gevent (sync view)", _gevent, False),
+    ("uvicorn, ASGI (async view)", _uvicorn, True),
+)
+
+
+def _added(gateway: float | None, straight: float | None) -> float | None:
+    return None if gateway is None or straight is None else gateway - straight
 
 
 def _fmt(value: float | None) -> str:
@@ -75,19 +79,19 @@ def main() -> None:
         straight = _streams.Target(
             "127.0.0.1", upstream.port, load.path, headers, load.encoded(), load.protocol
         )
-        baseline = {
-            over: _summary(_streams.held(straight, args.streams, over_s=over)[0])
-            for over in (0.0, args.ramp)
-        }
-        for name, _ in _servers(0).items():
+        baseline = {}
+        for over in (0.0, args.ramp):
+            outcomes, _, wall = _streams.held(straight, args.streams, over_s=over)
+            baseline[over] = run.Bench._stream_side(outcomes, wall)
+        for name, command, asynchronous in SERVERS:
             port = _procs.free_port()
-            argv = _servers(port)[name]
+            argv = command(port)
             server_env = {
                 **env,
                 "DJANGO_SETTINGS_MODULE": "benchmarks.relayapp",
                 "RELAY_UPSTREAM": f"http://127.0.0.1:{upstream.port}",
                 "RELAY_UPSTREAM_KEY": stack.upstream_key,
-                "RELAY_ASYNC": "1" if "uvicorn" in name else "0",
+                "RELAY_ASYNC": "1" if asynchronous else "0",
             }
             started = _procs.start(
                 "relay", argv, env=server_env, cwd=_stack.ROOT, log_dir=Path(work)
@@ -102,18 +106,17 @@ def main() -> None:
                 _procs.wait_idle([started.pid])
                 with _procs.Sampler([started.pid]) as sampler:
                     outcomes, peak, wall = _streams.held(target, args.streams, over_s=over)
-                p50, p99, errors = _summary(outcomes)
-                b50, b99, _ = baseline[over]
+                side, base = run.Bench._stream_side(outcomes, wall), baseline[over]
                 rows.append(
                     {
                         "server": name,
                         "opened": f"over {over:g} s" if over else "at once",
-                        "added_p50_ms": None if p50 is None else p50 - b50,
-                        "added_p99_ms": None if p99 is None else p99 - b99,
+                        "added_p50_ms": _added(side.p50_ms, base.p50_ms),
+                        "added_p99_ms": _added(side.p99_ms, base.p99_ms),
                         "cpu_ms_per_stream": sampler.cpu_s * 1000 / args.streams,
                         "pss_mb": sampler.peak_pss / 2**20,
                         "peak_in_flight": peak,
-                        "errors": errors,
+                        "errors": side.errors,
                         "wall_s": wall,
                     }
                 )

@@ -138,30 +138,10 @@ def start_gateway(work: Path, name: str, env: dict[str, str]) -> Instance:
 
 
 def apply_catalogue(upstream: FakeUpstream, model: str, key_env: str) -> None:
-    """One OpenAI-kind provider on the fake upstream (its key in `key_env`), and `model` routed
-    to it at 1 Wit per input token and 2 per output token."""
+    """`upstream.catalogue(model, key_env)` applied to this test's database."""
     from gateway import providerfile
 
-    providerfile.apply(
-        providerfile.parse(
-            f"""
-[[providers]]
-name = "fake"
-kind = "openai"
-base_url = "{upstream.base_url}/v1"
-api_key_env = "{key_env}"
-timeout_s = 20
-
-[[models]]
-name = "{model}"
-kind = "chat"
-input_price = 1
-output_price = 2
-max_output_tokens = 1000
-routes = [ {{ provider = "fake", model = "fake-gpt" }} ]
-"""
-        )
-    )
+    providerfile.apply(providerfile.parse(upstream.catalogue(model, key_env)))
 
 
 @pytest.fixture(scope="module")

@@ -799,11 +799,11 @@ def record_usage(reservation: Reservation | uuid.UUID, *, actual: int) -> bool:
     """Remember usage so far on a held reservation, for reconcile to commit after a crash.
 
     Returns whether the reservation was still held (a settled one keeps its settlement). On
-    PostgreSQL it is one statement bound and prepared on the server. Streams record through
-    `wits.progress`, which writes a process's records together, with `record_usages`."""
+    PostgreSQL it is `record_usages`' statement, bound and prepared on the server. Streams
+    record through `wits.progress`, which writes a process's records together."""
     res_id = reservation.id if isinstance(reservation, Reservation) else reservation
     if _fast():
-        return bool(_statement(_RECORD_USAGE_SQL, [max(0, actual), res_id, State.HELD.value]))
+        return res_id in record_usages([(res_id, actual)])
     return bool(
         Reservation.objects.filter(pk=res_id, state=State.HELD).update(recorded=max(0, actual))
     )
@@ -826,10 +826,6 @@ def batches_records() -> bool:
     return _fast() and not connections[DEFAULT_DB_ALIAS].in_atomic_block
 
 
-_RECORD_USAGE_SQL = (
-    f"UPDATE {Reservation._meta.db_table} SET recorded = %s WHERE id = %s AND state = %s "
-    "RETURNING 1"
-)
 _RECORD_USAGES_SQL = (
     f"UPDATE {Reservation._meta.db_table} AS r SET recorded = v.actual "
     "FROM unnest(%s::uuid[], %s::bigint[]) AS v(id, actual) "

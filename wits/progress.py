@@ -62,7 +62,7 @@ class Writer:
             dbpool.give_back()
             return
         with self._lock:
-            self._pending[reservation_id] = max(0, actual)
+            self._pending[reservation_id] = actual
             if self._running:
                 return
             self._running = True

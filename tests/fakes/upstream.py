@@ -979,6 +979,27 @@ class FakeUpstream:
         """``http://127.0.0.1:PORT``; an OpenAI client wants ``base_url + "/v1"``."""
         return f"http://{self.host}:{self._port}"
 
+    def catalogue(self, model: str, key_env: str) -> str:
+        """A gateway provider file (TOML) with one OpenAI-kind provider on this server, whose
+        key the gateway reads from `key_env`, and `model` routed to it at 1 Wit per input
+        token and 2 per output token."""
+        return f"""
+[[providers]]
+name = "fake"
+kind = "openai"
+base_url = "{self.base_url}/v1"
+api_key_env = "{key_env}"
+timeout_s = 20
+
+[[models]]
+name = "{model}"
+kind = "chat"
+input_price = 1
+output_price = 2
+max_output_tokens = 1000
+routes = [ {{ provider = "fake", model = "fake-gpt" }} ]
+"""
+
     def start(self) -> Self:
         """Listen on a daemon thread; returns once the port accepts connections."""
         ready = threading.Event()
