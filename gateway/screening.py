@@ -503,11 +503,14 @@ def _spaced_runs(text: str) -> list[tuple[int, int]]:
     import numpy as np
 
     size = len(text)
-    chars = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    data = text.encode("ascii")
+    chars = np.frombuffer(data, dtype=np.uint8)
     alnum = np.zeros(size + 3, dtype=bool)
-    alnum[:size] = _run_class("abcdefghijklmnopqrstuvwxyz0123456789")[chars]
+    alnum[:size] = np.frombuffer(
+        data.translate(_run_class("abcdefghijklmnopqrstuvwxyz0123456789")), dtype=bool
+    )
     separator = np.zeros(size + 3, dtype=bool)
-    separator[:size] = _run_class(" ._*-")[chars]
+    separator[:size] = np.frombuffer(data.translate(_run_class(" ._*-")), dtype=bool)
     # A group at j: text[j] a separator, text[j + 1] a letter or digit, none after it.
     group = separator[:-2] & alnum[1:-1] & ~alnum[2:]
     # How many groups follow on from j, every other character: the distance to the first
@@ -528,13 +531,10 @@ def _spaced_runs(text: str) -> list[tuple[int, int]]:
 
 
 @functools.lru_cache(maxsize=2)
-def _run_class(chars: str) -> np.ndarray:
-    """True at the byte of each of `chars`."""
-    import numpy as np
-
-    table = np.zeros(256, dtype=bool)
-    table[np.frombuffer(chars.encode("ascii"), dtype=np.uint8)] = True
-    return table
+def _run_class(chars: str) -> bytes:
+    """A `bytes.translate` table: 1 for the byte of each of `chars`, 0 for any other (read as
+    numpy booleans: a translate is several times faster than a numpy lookup per byte)."""
+    return bytes(int(chr(byte) in chars) for byte in range(256))
 
 
 # Runs of spaced or glued letters hold only ASCII letters, digits and these separators.
@@ -579,12 +579,14 @@ class _SegmentTables:
     `codes`: each byte's code (`_PREFIX_BASE`: digits, letters, anything else). `starts`: at
     the code of each three characters (first * base**2 + second * base + third), the lengths of
     the words that start with them (bit `length` set), and bit 2 where the first two are a word.
-    `lut`: true at the top `_SEGMENT_LUT_BITS` bits of each word's hash. `keys`: each word's
-    length * 2**32 + hash, in order; `high` and `low`: its letters, zero-padded to
-    `_LONGEST_SEGMENT`, as two big-endian 64-bit halves, and `words` the words (in the same
-    order); `shared`: how many
-    words at most share a key; `masks_high`, `masks_low`: per length, the bits of those halves
-    that hold the first `length` letters."""
+    `lut`: true at the top `_SEGMENT_LUT_BITS` bits of each word's hash.
+    `keys`: each word's length * 2**32 + hash, in order; `high` and `low`: its letters,
+    zero-padded to `_LONGEST_SEGMENT`, as two big-endian 64-bit halves, and `words` the words
+    (in the same order); `shared`: how many words at most share a key; `masks_high`,
+    `masks_low`: per length, the bits of those halves that hold the first `length` letters.
+    `slots`: at each key's slot (`_key_slots` with `multiplier`, `slot_bits`), the index of the
+    first word with that key, and -1 at every other slot: no two keys share a slot, so a key
+    is looked up with one read instead of a binary search."""
 
     codes: np.ndarray
     starts: np.ndarray
@@ -596,6 +598,37 @@ class _SegmentTables:
     shared: int
     masks_high: np.ndarray
     masks_low: np.ndarray
+    slots: np.ndarray
+    multiplier: int
+    slot_bits: int
+
+
+def _key_slots(keys: np.ndarray, multiplier: int, bits: int) -> np.ndarray:
+    """The slot of each key (uint64): the top `bits` bits of key * multiplier, mod 2**64."""
+    import numpy as np
+
+    return (keys * np.uint64(multiplier)) >> np.uint64(64 - bits)
+
+
+def _slot_table(keys: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """A table giving every distinct key (of `keys`, in order) a slot of its own that holds the
+    index of its first place in `keys` (-1 elsewhere), its multiplier and its bits. About 128
+    slots a key: a multiplier in a few tries does (the table stays small enough to stay in
+    the cache)."""
+    import numpy as np
+
+    distinct = np.unique(keys)
+    first = np.searchsorted(keys, distinct)
+    bits = max(8, int(len(distinct)).bit_length() + 7)
+    while True:
+        for k in range(1, 1 << 12):
+            multiplier = 0x9E3779B97F4A7C15 * k % (1 << 64) | 1
+            slot = _key_slots(distinct, multiplier, bits)
+            if len(np.unique(slot)) == len(distinct):
+                table = np.full(1 << bits, -1, dtype=np.int32)
+                table[slot] = first
+                return table, multiplier, bits
+        bits += 1
 
 
 @functools.lru_cache(maxsize=4)
@@ -629,6 +662,7 @@ def _segment_tables(words: frozenset[str]) -> _SegmentTables:
     for _, group in itertools.groupby(entry[0] for entry in entries):
         shared = max(shared, sum(1 for _ in group))
     masks = [((1 << 8 * length) - 1) << 8 * (_LONGEST_SEGMENT - length) for length in range(17)]
+    slots, multiplier, slot_bits = _slot_table(keys)
     return _SegmentTables(
         codes=codes,
         starts=starts,
@@ -640,6 +674,9 @@ def _segment_tables(words: frozenset[str]) -> _SegmentTables:
         shared=shared,
         masks_high=np.array([mask >> 64 for mask in masks], dtype=np.uint64),
         masks_low=np.array([mask & (1 << 64) - 1 for mask in masks], dtype=np.uint64),
+        slots=slots,
+        multiplier=multiplier,
+        slot_bits=slot_bits,
     )
 
 
@@ -761,8 +798,11 @@ def _found(
             place_of = np.full(len(tables.keys), -1, dtype=np.int64)
             place_of[word_at[matched]] = matched
             matched = place_of[place_of >= 0]
-    # Ordered by start, then end (they were not).
-    matched = matched[np.lexsort((length[matched], places[matched]))]
+    # Ordered by start, then end. The candidates are in order of length at each place (each
+    # place's lengths were taken lowest first), so a stable sort by start of matched places
+    # taken in the candidates' order does.
+    matched = np.sort(matched)
+    matched = matched[np.argsort(places[matched], kind="stable")]
     starts = places[matched].astype(np.int64)
     return starts, starts + length[matched], word_at[matched]
 
@@ -782,7 +822,8 @@ def _words_at(
 
     high = eights[places].astype(np.uint64) & tables.masks_high[length]
     low = eights[places + 8].astype(np.uint64) & tables.masks_low[length]
-    first = np.searchsorted(tables.keys, keys)
+    # The first word with each key, if any (-1: read as the last word, whose key differs).
+    first = tables.slots[_key_slots(keys, tables.multiplier, tables.slot_bits)]
     word = np.full(len(places), -1, dtype=np.int64)
     known = np.zeros(len(places), dtype=bool)
     for offset in range(tables.shared):
@@ -3863,7 +3904,10 @@ class _Tokens:
         lengths = ends - starts
         present = np.flatnonzero(np.bincount(ids, minlength=other + 1)[:other]).tolist()
         words = {table.words[at] for at in present}
-        words |= set(chars[starts[lengths == 1]].tobytes().decode("ascii"))
+        # The characters of the one-character words (a spaced run holds thousands).
+        single_chars = np.zeros(256, dtype=bool)
+        single_chars[chars[starts[lengths == 1]]] = True
+        words.update(map(chr, np.flatnonzero(single_chars).tolist()))
         cued = table.cue[ids]
         digits = np.flatnonzero((chars - np.uint8(48)) < 10)
         if len(digits):
@@ -4350,16 +4394,21 @@ def _match_view(
     view_text, changed = view
     near = [(max(0, lo - _LONGEST), hi + _NEEDS_REACH) for lo, hi in changed]
     wrote = " ".join(view_text[lo:hi] for lo, hi in changed)
-    written = _words_of(wrote)
+    written = None
     if (
         prefilter
-        and len(written) >= _MANY_WRITTEN
         and _regions(len(view_text), near) == [(0, len(view_text))]
+        and (
+            _prefix_words(wrote, _MANY_WRITTEN) >= _MANY_WRITTEN
+            or len(written := _words_of(wrote)) >= _MANY_WRITTEN
+        )
     ):
         # Changes reach all of the view (a text that is one long run) and wrote many distinct
         # words: every rule is tried everywhere, as in the text's own pass, rather than first
         # sorting out which of them the written words touch.
         return _match_rules(view_text, [(0, len(view_text))])[0]
+    if written is None:
+        written = _words_of(wrote)
     # Its words are the text's and those it wrote: no rule may be possible with them.
     if prefilter and not _worth_a_view(words, written):
         return None
@@ -4386,6 +4435,19 @@ def _match_view(
         if rule is not None:
             return rule
     return _match_untouched(view, looked, touching, regions, in_place=in_place)
+
+
+def _prefix_words(text: str, count: int) -> int:
+    """How many distinct words (`_words_of`) a prefix of a normalised text holds, at most the
+    text's: the first `count` * 32 characters, less a word the cut goes through. A long run's
+    view writes thousands of words, and its first few hundred characters already show many."""
+    size = count * 32
+    if size >= len(text):
+        return len(_words_of(text))
+    tokens = _tokens(text[:size])
+    if tokens and text[size - 1].isalnum() and text[size].isalnum():
+        tokens.pop()  # the cut goes through it: a part of a word is not one of its words
+    return len(set(tokens))
 
 
 def _leads_standing(

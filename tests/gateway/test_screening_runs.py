@@ -319,6 +319,55 @@ def test_words_a_view_wrote_hold_every_word_its_tokens_name(written: frozenset[s
     assert named <= written | screening._unsafe_heads(written)
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    keys=st.lists(st.integers(min_value=0, max_value=(1 << 64) - 1), max_size=300).map(sorted),
+    repeats=st.lists(st.integers(min_value=0, max_value=3), max_size=300),
+)
+def test_every_key_has_a_slot_of_its_own_holding_its_first_index(
+    keys: list[int], repeats: list[int]
+) -> None:
+    # given ordered keys, some of them shared by several words
+    listed = sorted(
+        key
+        for at, key in enumerate(keys)
+        for _ in range(1 + (repeats[at] if at < len(repeats) else 0))
+    )
+    array = np.array(listed, dtype=np.uint64)
+    table, multiplier, bits = screening._slot_table(array)
+
+    # then each key's slot holds the index of its first word, and no other key's slot does
+    slots = screening._key_slots(array, multiplier, bits)
+    for key, slot in zip(listed, slots.tolist(), strict=True):
+        assert table[slot] == listed.index(key)
+        assert listed[table[slot]] == key
+    assert len(set(slots.tolist())) == len(set(listed))
+    assert int((table >= 0).sum()) == len(set(listed))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    words=st.lists(st.one_of(_A_WORD, st.text("ab1é ", max_size=6)), max_size=400),
+    separator=st.sampled_from([" ", "-", "é", ""]),
+    count=st.integers(min_value=1, max_value=70),
+)
+@example(words=["ab"] * 2000, separator="", count=1)  # one word, cut through
+@example(words=["abcd"] * 100, separator=" ", count=1)  # cut through a word: "ab"
+@example(words=[f"w{n}" for n in range(200)], separator=" ", count=2)
+def test_a_prefix_never_holds_more_distinct_words_than_the_text(
+    words: list[str], separator: str, count: int
+) -> None:
+    # given a view's written text
+    text = separator.join(words)
+
+    # then its prefix never counts more distinct words than the whole text holds (a word the
+    # cut goes through is not counted), and a text within the prefix is counted whole
+    counted = screening._prefix_words(text, count)
+    assert counted <= len(screening._words_of(text))
+    if len(text) <= count * 32:
+        assert counted == len(screening._words_of(text))
+
+
 def _chain_link_by_link(back: list[int]) -> list[int]:
     chain, at = [], len(back) - 1
     while at >= 0:
