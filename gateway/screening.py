@@ -1012,6 +1012,8 @@ def _lane_costs(
     own = np.arange(count, dtype=np.int64) * lane
     begin = np.maximum(own - warm_up, 0)
     height = warm_up + lane + 1  # a lane reads its own letters and the first of the next
+    # Costs stay below 3 * size: 32-bit costs halve what each step reads and writes.
+    dtype, never = (np.int32, 1 << 30) if size < 1 << 26 else (np.int64, _NEVER)
     # Each word in each lane that reads both its start and end: the lane whose own letters end
     # with it, then the next ones while they read from its start or before.
     first = np.maximum((ends - 1) // lane, 0)
@@ -1028,8 +1030,8 @@ def _lane_costs(
     row, lane_of, word = row[order], lane_of[order], word[order]
     target = (ends[word] - begin[lane_of]) * count + lane_of
     bounds = np.searchsorted(row, np.arange(height + 1, dtype=row.dtype)).tolist()
-    costs = np.empty((height, count), dtype=np.int64)
-    offered = np.full(height * count, _NEVER, dtype=np.int64)
+    costs = np.empty((height, count), dtype=dtype)
+    offered = np.full(height * count, never, dtype=dtype)
     offered_at = offered.reshape(height, count)
     costs[0] = 0
     for at in range(height):
@@ -1048,8 +1050,14 @@ def _lane_costs(
         costs[own[:-1] + lane - begin[:-1], index[:-1]] - costs[own[1:] - begin[1:], index[1:]],
         out=shift[1:],
     )
-    rows = (own - begin)[:, None] + np.arange(lane)[None, :]
-    return (costs[rows, index[:, None]] + shift[:, None]).reshape(-1)[:size]
+    # Each lane's own letters: rows `warm_up` on, but in the first lanes, which start at 0.
+    read = np.empty((count, lane), dtype=np.int64)
+    full = min(count, -(-warm_up // lane))
+    read[full:] = costs[warm_up : warm_up + lane, full:].T
+    for at in range(full):
+        read[at] = costs[own[at] - begin[at] : own[at] - begin[at] + lane, at]
+    read += shift[:, None]
+    return read.reshape(-1)[:size]
 
 
 def _cluster_words(starts: list[int], ends: list[int]) -> list[tuple[int, int]]:
