@@ -598,6 +598,7 @@ class _SegmentTables:
     shared: int
     masks_high: np.ndarray
     masks_low: np.ndarray
+    word_objects: np.ndarray  # `words` as a numpy array of objects, to pick many at once
     slots: np.ndarray
     multiplier: int
     slot_bits: int
@@ -671,6 +672,7 @@ def _segment_tables(words: frozenset[str]) -> _SegmentTables:
         high=np.array([entry[1] for entry in entries], dtype=np.uint64),
         low=np.array([entry[2] for entry in entries], dtype=np.uint64),
         words=tuple(entry[3] for entry in entries),
+        word_objects=np.array([entry[3] for entry in entries], dtype=object),
         shared=shared,
         masks_high=np.array([mask >> 64 for mask in masks], dtype=np.uint64),
         masks_low=np.array([mask & (1 << 64) - 1 for mask in masks], dtype=np.uint64),
@@ -1180,9 +1182,13 @@ def _despaced(text: str, words: frozenset[str], *, prune: bool = True) -> _View 
         letters = run.translate(_DROP_SEPARATORS)
         if letters not in long_runs:
             return _respace(run)
-        segmented = _segment_long(
-            letters, _VOCABULARY, _vocabulary_places(long_runs[letters], _VOCABULARY)
-        )
+        places = _vocabulary_places(long_runs[letters], _VOCABULARY)
+        segmented = _segment_long(letters, _VOCABULARY, places)
+        if len(places[0]):
+            # A word read costs less than its letters left unknown: the reading takes one at
+            # least, and it stands as a word of what it wrote (`_respaced`'s test, without
+            # splitting thousands of words).
+            return " " + segmented
         return _respaced(run, segmented)
 
     return _view_of(text, runs, respace_long)
@@ -1194,8 +1200,10 @@ def _occurring(letters: str, candidates: _Candidates | None = None) -> set[str]:
     must be `_candidates(letters, _SEGMENT_WORDS)`."""
     if candidates is None:
         candidates = _candidates(letters, _SEGMENT_WORDS)
-    starts, ends, _ = _found(candidates, distinct=True)
-    return {letters[start:end] for start, end in zip(starts.tolist(), ends.tolist(), strict=True)}
+    _, _, word = _found(candidates, distinct=True)
+    if candidates is None:
+        return set()
+    return set(candidates.tables.word_objects[word].tolist())
 
 
 def _vocabulary_places(
