@@ -16,7 +16,9 @@ Pure and offline (no database, no network). Prints:
 - what a text already in the verdict cache costs.
 
 Every timing but the last screens with `cache=False`: the same text screened again would
-otherwise be a cache hit. The machine is shared and noisy: read the ratios.
+otherwise be a cache hit. The machine is shared and noisy: read the ratios. glibc's malloc
+thresholds are set as the gateway's WSGI entry point sets them (`clawwits.malloc`), unless
+`--glibc-default`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from pydoc_data import topics
 
+from clawwits import malloc
 from gateway import screening
 
 EVAL = Path(__file__).resolve().parents[1] / "tests" / "data" / "screening_eval.jsonl"
@@ -227,12 +230,20 @@ def _import_seconds() -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument(
+        "--glibc-default",
+        action="store_true",
+        help="leave glibc's malloc thresholds as they are (the gateway's WSGI entry point sets them)",
+    )
     args = parser.parse_args()
+    # Screened as the gateway screens: its WSGI entry point keeps freed memory in the heap.
+    kept = not args.glibc_default and malloc.keep_freed_memory()
     rows = _rows()
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
         + ", ".join(f"{x:.2f}" for x in os.getloadavg())
         + f"; {len(screening.RULES)} rules; module import {_import_seconds():.2f} s"
+        + f"; malloc thresholds {'as the gateway sets them' if kept else 'left as they were'}"
     )
     print()
     _quality(rows)

@@ -2,7 +2,13 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from clawwits import malloc
 from gateway import screening
+
+# Large requests' temporaries (screening a long prompt) reuse the heap's pages instead of
+# mapping fresh ones each time (`clawwits.malloc`); set before the application loads, inherited
+# by the workers a preloading master forks.
+malloc.keep_freed_memory()
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clawwits.settings")
 application = get_wsgi_application()
