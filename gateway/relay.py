@@ -23,6 +23,7 @@ Guarantees:
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import time
@@ -689,18 +690,37 @@ def embeddings(caller: Caller, call: EmbedCall) -> HttpResponse:
     usage = Usage(tokens, 0)
     settlement = ticket.commit(usage=usage, reason="completed")
     if call.encoding_format == "base64":
-        encoded = [base64.b64encode(v.astype("<f4").tobytes()).decode() for v in vectors]
+        encoded = [
+            '"' + base64.b64encode(v.astype("<f4").tobytes()).decode() + '"' for v in vectors
+        ]
     else:
-        encoded = [v.tolist() for v in vectors]
-    return JsonResponse(
+        encoded = [_float_array(v) for v in vectors]
+    data = ",".join(
+        f'{{"object":"embedding","index":{i},"embedding":{vec}}}' for i, vec in enumerate(encoded)
+    )
+    rest = json.dumps(
         {
-            "object": "list",
-            "data": [
-                {"object": "embedding", "index": i, "embedding": vec}
-                for i, vec in enumerate(encoded)
-            ],
             "model": model.name,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             "x_clawwits": ticket.x_clawwits(wits=settlement.charged),
-        }
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
     )
+    return HttpResponse(
+        '{"object":"list","data":[' + data + "]," + rest[1:], content_type="application/json"
+    )
+
+
+def _float_array(vector: np.ndarray) -> str:
+    """A float32 vector as a JSON array, each number in 9 significant digits: as OpenAI prints
+    its float32 embeddings, and read back as exactly the same float32. Python's shortest
+    repr of each as a float64 (what `json` writes) takes 17 digits and ~3x the time (~0.3 ms
+    more for 1024 of them)."""
+    values = np.asarray(vector, dtype=np.float32).tolist()
+    return "[" + _float_format(len(values)) % tuple(values) + "]"
+
+
+@functools.lru_cache(maxsize=8)
+def _float_format(count: int) -> str:
+    return ",".join(["%.9g"] * count)

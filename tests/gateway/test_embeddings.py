@@ -113,3 +113,47 @@ def test_wrong_dimensions_and_token_arrays_are_400(live_server, account, catalog
         assert response.status_code == 400, body
         assert response.json()["error"]["param"] == param
     assert ledger.balance(user_id=account.user.id) == ledger.Balance(1_000_000, 0, 0)
+
+
+def test_float_vectors_are_the_base64_float32s_printed_in_nine_digits(
+    live_server, account, catalogue
+):
+    import json
+    import re
+
+    import requests
+
+    def create(encoding: str) -> requests.Response:
+        return requests.post(
+            live_server.url + "/v1/embeddings",
+            json={
+                "model": catalogue.embed,
+                "input": ["alpha", "beta"],
+                "encoding_format": encoding,
+            },
+            headers={"Authorization": f"Bearer {account.key}"},
+            timeout=10,
+        )
+
+    # Given the same inputs embedded as float lists and as base64
+    as_float, as_base64 = create("float"), create("base64")
+    assert as_float.headers["Content-Type"] == "application/json"
+    floats, packed = as_float.json(), as_base64.json()
+
+    # Then the float lists read back as exactly the float32s base64 carries
+    for item, other in zip(floats["data"], packed["data"], strict=True):
+        assert item["object"] == "embedding"
+        assert item["index"] == other["index"]
+        exact = np.frombuffer(base64.b64decode(other["embedding"]), dtype="<f4")
+        assert np.array_equal(np.array(item["embedding"], dtype=np.float32), exact)
+    # printed as OpenAI prints float32 embeddings: 9 significant digits at most, not the 17 of
+    # a float64's repr
+    text = as_float.text[as_float.text.index("[") : as_float.text.index('"model"')]
+    numbers = re.findall(r"-?[0-9.]+(?:e[-+][0-9]+)?", text)
+    assert len(numbers) >= 2 * 1024
+    assert max(len(n.lstrip("-").replace(".", "").lstrip("0").split("e")[0]) for n in numbers) <= 9
+    # and the rest of the body is as before
+    assert floats["object"] == "list"
+    assert floats["model"] == catalogue.embed
+    assert floats["usage"] == packed["usage"]
+    assert set(floats["x_clawwits"]) == set(json.loads(as_base64.text)["x_clawwits"])
