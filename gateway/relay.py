@@ -550,20 +550,27 @@ def _stream_body(
     settled = False
     tally = _Tally(call, converter)
     last_recorded = time.monotonic()
+    # Events that arrived together go to the client together: one write (one send) for all the
+    # events a read brought, never held back waiting for the provider.
+    more = opened.closer.has_event if opened.closer is not None else _never
+    out: list[bytes] = []
     try:
         for event in chain([opened.first], opened.events):
-            yield from converter.feed(event.name, event.data)
+            out += converter.feed(event.name, event.data)
             if converter.done:
                 break
             if time.monotonic() - last_recorded >= RECORD_INTERVAL_S:
                 last_recorded = time.monotonic()
                 _record_progress(ticket, tally)
+            if out and not more():
+                yield b"".join(out)
+                out = []
         if not converter.done:
             raise UpstreamError(upstream.PROTOCOL, "the provider's stream ended without finishing")
         usage = tally.final()
         settlement = ticket.commit(usage=usage, reason="completed")
         settled = True
-        yield from converter.finish(ticket.x_clawwits(wits=settlement.charged), usage)
+        yield b"".join(out + converter.finish(ticket.x_clawwits(wits=settlement.charged), usage))
     except UpstreamError as error:
         logger.warning("route %s failed mid-stream: %s", ticket.route.key, error.message)
         breaker.get().failure(ticket.route.key)
@@ -573,7 +580,8 @@ def _stream_body(
             error_code=str(Code.ROUTER_ERROR),
         )
         settled = True
-        yield converter.error(
+        # What the events before the failure wrote first: they were charged.
+        yield b"".join(out) + converter.error(
             ApiError(Code.ROUTER_ERROR, f"The upstream provider failed mid-stream: {error.message}")
         )
     except GeneratorExit:
@@ -586,6 +594,10 @@ def _stream_body(
             opened.closer.close()
         if not settled:
             ticket.commit(usage=tally.usage(), reason="aborted")
+
+
+def _never() -> bool:
+    return False
 
 
 def _record_progress(ticket: Ticket, tally: _Tally) -> None:

@@ -643,6 +643,21 @@ class EventStream:
     def __init__(self, response: _Response) -> None:
         self._response = response
         self._closed = False
+        # The lines of the last read, and how many of them were taken.
+        self._buffered: list[str] = []
+        self._taken = 0
+
+    def has_event(self) -> bool:
+        """Whether the lines already read hold a whole next event: iterating on gives it
+        without waiting for the provider."""
+        seen_data = False
+        for line in self._buffered[self._taken :]:
+            if line == "":
+                if seen_data:
+                    return True
+            elif line.partition(":")[0] == "data":
+                seen_data = True
+        return False
 
     def __iter__(self) -> Iterator[Event]:
         name: str | None = None
@@ -678,8 +693,11 @@ class EventStream:
                 continue
             text = (pending + complete if pending else complete).decode("utf-8", "replace")
             pending = rest
-            for line in text.split("\n"):
-                yield line.rstrip("\r")
+            self._buffered = [line.rstrip("\r") for line in text.split("\n")]
+            self._taken = 0
+            while self._taken < len(self._buffered):
+                self._taken += 1
+                yield self._buffered[self._taken - 1]
 
     def _read(self) -> bytes:
         if self._closed:
