@@ -233,7 +233,7 @@ def main() -> int:
     parser.add_argument(
         "--glibc-default",
         action="store_true",
-        help="leave glibc's malloc thresholds as they are (the gateway's WSGI entry point sets them)",
+        help="leave glibc's malloc thresholds as they are (the gateway's WSGI entry sets them)",
     )
     args = parser.parse_args()
     # Screened as the gateway screens: its WSGI entry point keeps freed memory in the heap.
