@@ -37,7 +37,7 @@ def keep_freed_memory() -> bool:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    # mallopt returns 1 on success, 0 on error.
-    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) & bool(
-        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
-    )
+    # mallopt returns 1 on success, 0 on error; both are set whatever the first returned.
+    mapped = mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    trimmed = mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    return mapped == 1 and trimmed == 1

@@ -511,7 +511,9 @@ def _stream_response(ticket: Ticket, call: ChatCall, opened: _Opened) -> Streami
 
 
 class _Tally:
-    """A stream's usage as far as its client got, kept cheap to ask for again and again.
+    """A stream's usage as far as the relay passed it on to the client (events one read brought
+    go out together, right after the last of them is converted), kept cheap to ask for again
+    and again.
 
     Prompt: the upstream's count if it sent one, else ours, counted once. Completion: the
     delivered text, counted by `local.RunningCount`, so a progress record counts only what was
@@ -552,7 +554,7 @@ def _stream_body(
     last_recorded = time.monotonic()
     # Events that arrived together go to the client together: one write (one send) for all the
     # events a read brought, never held back waiting for the provider.
-    more = opened.closer.has_event if opened.closer is not None else _never
+    more = opened.closer.has_event if opened.closer is not None else lambda: False
     out: list[bytes] = []
     try:
         for event in chain([opened.first], opened.events):
@@ -594,10 +596,6 @@ def _stream_body(
             opened.closer.close()
         if not settled:
             ticket.commit(usage=tally.usage(), reason="aborted")
-
-
-def _never() -> bool:
-    return False
 
 
 def _record_progress(ticket: Ticket, tally: _Tally) -> None:
@@ -719,6 +717,7 @@ def embeddings(caller: Caller, call: EmbedCall) -> HttpResponse:
         ensure_ascii=False,
         separators=(",", ":"),
     )
+    # The vectors' text spliced in as it is; `rest` (less its opening brace) closes the object.
     return HttpResponse(
         '{"object":"list","data":[' + data + "]," + rest[1:], content_type="application/json"
     )

@@ -598,7 +598,6 @@ class _SegmentTables:
     shared: int
     masks_high: np.ndarray
     masks_low: np.ndarray
-    word_objects: np.ndarray  # `words` as a numpy array of objects, to pick many at once
     slots: np.ndarray
     multiplier: int
     slot_bits: int
@@ -672,7 +671,6 @@ def _segment_tables(words: frozenset[str]) -> _SegmentTables:
         high=np.array([entry[1] for entry in entries], dtype=np.uint64),
         low=np.array([entry[2] for entry in entries], dtype=np.uint64),
         words=tuple(entry[3] for entry in entries),
-        word_objects=np.array([entry[3] for entry in entries], dtype=object),
         shared=shared,
         masks_high=np.array([mask >> 64 for mask in masks], dtype=np.uint64),
         masks_low=np.array([mask & (1 << 64) - 1 for mask in masks], dtype=np.uint64),
@@ -1201,9 +1199,8 @@ def _occurring(letters: str, candidates: _Candidates | None = None) -> set[str]:
     if candidates is None:
         candidates = _candidates(letters, _SEGMENT_WORDS)
     _, _, word = _found(candidates, distinct=True)
-    if candidates is None:
-        return set()
-    return set(candidates.tables.word_objects[word].tolist())
+    listed = candidates.tables.words if candidates is not None else ()
+    return {listed[index] for index in word.tolist()}
 
 
 def _vocabulary_places(

@@ -44,6 +44,7 @@ import socket
 import ssl
 import threading
 import zlib
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -643,49 +644,45 @@ class EventStream:
     def __init__(self, response: _Response) -> None:
         self._response = response
         self._closed = False
-        # The lines of the last read, and how many of them were taken.
-        self._buffered: list[str] = []
-        self._taken = 0
+        # Events parsed from what was read but not yet taken by the iteration.
+        self._ready: deque[Event] = deque()
 
     def has_event(self) -> bool:
-        """Whether the lines already read hold a whole next event: iterating on gives it
-        without waiting for the provider."""
-        seen_data = False
-        for line in self._buffered[self._taken :]:
-            if line == "":
-                if seen_data:
-                    return True
-            elif line.partition(":")[0] == "data":
-                seen_data = True
-        return False
+        """Whether a whole next event was already read: iterating on gives it without waiting
+        for the provider."""
+        return bool(self._ready)
 
     def __iter__(self) -> Iterator[Event]:
+        # Each read's lines are parsed at once, so `has_event` knows what else it brought.
         name: str | None = None
         data: list[str] = []
-        for line in self._lines():
-            if line == "":
-                if data:
-                    yield Event(name, "\n".join(data))
-                name, data = None, []
-                continue
-            if line.startswith(":"):
-                continue
-            field, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if field == "event":
-                name = value
-            elif field == "data":
-                data.append(value)
+        for lines in self._reads():
+            for line in lines:
+                if line == "":
+                    if data:
+                        self._ready.append(Event(name, "\n".join(data)))
+                    name, data = None, []
+                    continue
+                if line.startswith(":"):
+                    continue
+                field, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                if field == "event":
+                    name = value
+                elif field == "data":
+                    data.append(value)
+            while self._ready:
+                yield self._ready.popleft()
 
-    def _lines(self) -> Iterator[str]:
-        # All the complete lines of a read are decoded and split at once: a newline byte never
-        # falls inside a UTF-8 sequence, so decoding up to one is the same as line by line.
+    def _reads(self) -> Iterator[list[str]]:
+        """The complete lines of each read. They are decoded and split at once: a newline byte
+        never falls inside a UTF-8 sequence, so decoding up to one is the same as line by line."""
         pending = b""
         while True:
             chunk = self._read()
             if not chunk:
                 if pending:
-                    yield pending.decode("utf-8", "replace").rstrip("\r")
+                    yield [pending.decode("utf-8", "replace").rstrip("\r")]
                 return
             complete, newline, rest = chunk.rpartition(b"\n")
             if not newline:
@@ -693,11 +690,7 @@ class EventStream:
                 continue
             text = (pending + complete if pending else complete).decode("utf-8", "replace")
             pending = rest
-            self._buffered = [line.rstrip("\r") for line in text.split("\n")]
-            self._taken = 0
-            while self._taken < len(self._buffered):
-                self._taken += 1
-                yield self._buffered[self._taken - 1]
+            yield [line.rstrip("\r") for line in text.split("\n")]
 
     def _read(self) -> bytes:
         if self._closed:

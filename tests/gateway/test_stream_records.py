@@ -1,5 +1,5 @@
-"""A stream's progress records: each bills exactly what its client had been sent, and counting
-it costs only what was sent since the last one.
+"""A stream's progress records: each bills exactly what the relay had passed on to its client by
+then, and counting it costs only what was passed on since the last one.
 
 A stream records its usage every `relay.RECORD_INTERVAL_S` (so a crash loses at most that much);
 here the interval is 0, so it records after every upstream event. The fake upstream reports no
@@ -50,8 +50,9 @@ def test_each_progress_record_bills_what_was_delivered_and_counts_only_the_new_t
     text = "".join(deltas)
     assert len(text.split()) == REPLY_TOKENS
     prompt = token_counting.count(PROMPT) + local.PER_MESSAGE_OVERHEAD
-    # Every record is the exact charge of what the client had been sent by then, one record per
-    # event: the charges of the prefixes, in order, none skipped past, none beyond the whole.
+    # Every record is the exact charge of what had been passed on to the client by then, one
+    # record per event: the charges of the prefixes, in order, none skipped past, none beyond
+    # the whole.
     prefixes = ["".join(deltas[:k]) for k in range(len(deltas) + 1)]
     charges = [prompt * 1 + token_counting.count(p) * 2 for p in prefixes]
     assert len(recorded) >= REPLY_TOKENS - 1
