@@ -495,39 +495,47 @@ def _spaced_runs(text: str) -> list[tuple[int, int]]:
     """The spans of `_SPACED_RUN.finditer(text)` in an ASCII text, found in numpy passes
     rather than a regex step per letter of a long run.
 
-    A run starts at a space before a letter or digit, then takes every group after it (a
-    separator, then a letter or digit that no letter or digit follows) up to the first that is
-    not one, and needs three. Two places whose runs end at one place are in one run (the groups
-    of a run are every other character), and a run starting inside another ends where it
-    does: the first place of each end is where the regex finds the run."""
+    A group at j is a separator, then a letter or digit that no letter or digit follows; a
+    run is a space and a letter or digit, then three groups or more, every other character.
+    So a run starts at a group whose separator is a space, and takes every group after it on
+    its side (even or odd places) up to the first place that holds none: the end of the
+    chain of groups it is in. The regex finds the first start in a chain with three groups
+    after it, and that run takes the chain to its end (a later start in it is inside the
+    run); groups stand two places apart at least, so chains on the two sides never overlap.
+    Only the chains' ends and the starts are listed, not a count at every place."""
     import numpy as np
 
     size = len(text)
     data = text.encode("ascii")
-    chars = np.frombuffer(data, dtype=np.uint8)
     alnum = np.zeros(size + 3, dtype=bool)
     alnum[:size] = np.frombuffer(
         data.translate(_run_class("abcdefghijklmnopqrstuvwxyz0123456789")), dtype=bool
     )
     separator = np.zeros(size + 3, dtype=bool)
     separator[:size] = np.frombuffer(data.translate(_run_class(" ._*-")), dtype=bool)
-    # A group at j: text[j] a separator, text[j + 1] a letter or digit, none after it.
-    group = separator[:-2] & alnum[1:-1] & ~alnum[2:]
-    # How many groups follow on from j, every other character: the distance to the first
-    # place on the same side that holds none (`group` ends with one such place on each side).
-    groups = np.empty(len(group), dtype=np.int64)
+    # A group at j: text[j] a separator, text[j + 1] a letter or digit, none after it; each
+    # side with a place that holds none at either end (a chain's edges are where it changes).
+    group = np.zeros(size + 5, dtype=np.int8)
+    group[2:-2] = separator[:-2] & alnum[1:-1] & ~alnum[2:]
+    spaced = np.zeros(size + 1, dtype=bool)
+    spaced[:size] = np.frombuffer(data, dtype=np.uint8) == ord(" ")
+    spaced &= group[2:-2].view(bool)
+    runs = []
     for side in (0, 1):
-        held = group[side::2]
-        index = np.arange(len(held))
-        none_from = np.minimum.accumulate(np.where(held, len(held), index)[::-1])[::-1]
-        groups[side::2] = none_from - index
-    starts = np.flatnonzero((chars[: max(0, size - 1)] == ord(" ")) & alnum[1:size])
-    counts = groups[starts + 2]
-    starts, counts = starts[counts >= 3], counts[counts >= 3]
-    ends = starts + 2 + 2 * counts
-    first = np.ones(len(ends), dtype=bool)
-    first[1:] = ends[1:] != ends[:-1]
-    return list(zip(starts[first].tolist(), ends[first].tolist(), strict=True))
+        edges = np.diff(group[side::2])
+        # In places of the side (place k is text[2 * k + side]): chains of groups, [lo, hi).
+        lo, hi = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        long_enough = hi - lo >= 4
+        lo, hi = lo[long_enough], hi[long_enough]
+        starts = np.flatnonzero(spaced[side::2])
+        first = np.searchsorted(starts, lo)
+        first = starts[np.minimum(first, max(len(starts) - 1, 0))] if len(starts) else lo - 1
+        found = (first >= lo) & (first <= hi - 4)
+        runs.append((first[found] * 2 + side, hi[found] * 2 + side))
+    begin = np.concatenate((runs[0][0], runs[1][0]))
+    end = np.concatenate((runs[0][1], runs[1][1]))
+    order = np.argsort(begin)
+    return list(zip(begin[order].tolist(), end[order].tolist(), strict=True))
 
 
 @functools.lru_cache(maxsize=2)
