@@ -293,7 +293,9 @@ class Stack:
 def services(*, sockets: bool = False) -> Iterator[tuple[str, str]]:
     """DATABASE_URL and REDIS_URL from the environment, or throwaway servers started with
     scripts/services.py's context managers (and stopped on exit), reached over 127.0.0.1 TCP or,
-    with `sockets`, over their unix sockets (as a single-host deployment may)."""
+    with `sockets`, over their unix sockets (as a single-host deployment may). PostgreSQL
+    started here is durable (every commit flushed before it is acknowledged), as in production;
+    `durability` says what a configured one does."""
     import importlib.util
 
     database_url = os.environ.get("DATABASE_URL", "")
@@ -309,7 +311,7 @@ def services(*, sockets: bool = False) -> Iterator[tuple[str, str]]:
             os.chmod(svc, 0o755)
             if not database_url:
                 pg_dir = os.path.join(svc, "p")
-                database_url = stack.enter_context(module.postgres(pg_dir))
+                database_url = stack.enter_context(module.postgres(pg_dir, durable=True))
                 if sockets:
                     database_url = module.postgres_socket_url(database_url, pg_dir)
             if not redis_url:
@@ -320,3 +322,19 @@ def services(*, sockets: bool = False) -> Iterator[tuple[str, str]]:
         if not database_url.startswith("postgres"):
             raise RuntimeError("DATABASE_URL must be PostgreSQL for the benchmark")
         yield database_url, redis_url
+
+
+def durability(database_url: str) -> str:
+    """What the PostgreSQL server at `database_url` does at commit, for a benchmark's header: a
+    ledger's figures mean little on a server that acknowledges commits it has not written."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        values = {
+            name: conn.execute(f"SHOW {name}").fetchone()[0]
+            for name in ("fsync", "synchronous_commit", "full_page_writes")
+        }
+    settings = ", ".join(f"{name} {value}" for name, value in values.items())
+    if values["fsync"] == "on" and values["synchronous_commit"] != "off":
+        return f"durable commits ({settings})"
+    return f"NOT durable ({settings}): commits acknowledged before they are on disk"

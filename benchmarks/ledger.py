@@ -1,6 +1,6 @@
 """Ledger throughput: reserve+commit pairs per second, against a `SELECT 1` baseline (BAR 21).
 
-    scripts/services.py -- .venv/bin/python -m benchmarks.ledger [--seconds S]
+    scripts/services.py --durable -- .venv/bin/python -m benchmarks.ledger [--seconds S]
 
 DATABASE_URL (PostgreSQL) comes from the environment. The benchmark creates a fresh database
 next to it, migrates it, runs every scenario for a fixed time, verifies the books
@@ -30,6 +30,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
+
+from benchmarks import _stack
 
 WALLETS = 100
 GRANT = 10**15
@@ -274,7 +276,7 @@ def main() -> int:
         print(
             f"ledger benchmark: {args.seconds:g} s per scenario, reserve {RESERVE} + commit "
             f"{USAGE} per pair, ~{trips} round trips per pair; {os.cpu_count()} CPUs shared "
-            "by PostgreSQL and Python"
+            f"by PostgreSQL and Python; PostgreSQL {_stack.durability(bench_url)}"
         )
         print(f"{'scenario':<18} {'conc':>9} {'pairs/s':>12} {'SELECT 1/s':>12} {'ratio':>10}")
         rows = []

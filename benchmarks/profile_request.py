@@ -1,6 +1,6 @@
 """Where one gateway request spends its CPU: the full path in-process, profiled.
 
-    scripts/services.py -- .venv/bin/python -m benchmarks.profile_request [--requests N]
+    scripts/services.py --durable -- .venv/bin/python -m benchmarks.profile_request [--requests N]
         [--stream] [--html out.html] [--cprofile] [--parts] [--no-lane]
 
 Runs N chat requests through Django's WSGI handler (no HTTP server in between, so the figures

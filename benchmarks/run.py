@@ -1,6 +1,6 @@
 """The gateway's speed, each figure beside the same load sent straight to the fake upstream.
 
-    scripts/services.py -- .venv/bin/python -m benchmarks.run [--quick] [--only SCENARIO ...]
+    scripts/services.py --durable -- .venv/bin/python -m benchmarks.run [--quick] [--only SCENARIO ...]
         [--worker-class gthread|gevent|sync] [--workers N] [--threads N] [--connections N]
         [--db-pool N] [--unix-sockets] [--seconds S] [--warmup S]
 
@@ -746,7 +746,8 @@ def main(argv: list[str] | None = None) -> int:
         _stack.Stack(log_dir=log_dir) as stack,
     ):
         meta["services"] = _transport(database_url, redis_url)
-        log(meta["services"])
+        meta["durability"] = _stack.durability(database_url)
+        log(f"{meta['services']}; PostgreSQL: {meta['durability']}")
         env = _stack.base_env(
             database_url=database_url, redis_url=redis_url, var_dir=Path(work) / "var"
         )
@@ -790,7 +791,7 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"ClawWits benchmark {meta['started']}: {meta['cpus']} CPUs, serving "
         f"{meta['serving']}, {settings.seconds:g} s runs after {settings.warmup:g} s warm-up, "
-        f"{meta['services']}, took {elapsed:.0f} s"
+        f"{meta['services']}, PostgreSQL {meta['durability']}, took {elapsed:.0f} s"
     )
     print(header)
     print()

@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """Throwaway PostgreSQL and Redis for tests and benchmarks (stdlib only).
 
-    python scripts/services.py -- COMMAND [ARGS...]
+    python scripts/services.py [--durable] -- COMMAND [ARGS...]
 
 When DATABASE_URL / REDIS_URL are unset, starts PostgreSQL 15 (as the `postgres` user when run
 as root) and Redis on free 127.0.0.1 ports in a temporary directory, exports the URLs to
 COMMAND, and stops both when COMMAND ends, whatever way it ends. Exits with COMMAND's status.
 Configured URLs are used as they are and nothing is started for them.
+
+PostgreSQL runs without durability (no fsync, asynchronous commits: fast tests) unless
+`--durable` is given: then with its own defaults, every commit flushed to disk before it is
+acknowledged, as a ledger must run in production and as benchmarks measure it.
 
 Both also listen on unix sockets in that directory: DATABASE_SOCKET_URL and REDIS_SOCKET_URL
 name them (for the servers started here only), the forms a single-host deployment would use.
@@ -79,7 +83,7 @@ def _as_postgres(cmd: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def postgres(workdir: str) -> Iterator[str]:
+def postgres(workdir: str, *, durable: bool = False) -> Iterator[str]:
     port = free_port()
     data = os.path.join(workdir, "pg")
     os.makedirs(data)
@@ -104,13 +108,14 @@ def postgres(workdir: str) -> Iterator[str]:
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    # A throwaway server: durability off for speed; enough connections for the
-    # concurrency tests (hundreds of threads, each with its own connection).
+    # Enough connections for the concurrency tests (hundreds of threads, each with its own
+    # connection). A throwaway server for tests runs with durability off, for speed.
     options = (
         f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c max_connections=500 "
-        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
         "-c shared_buffers=128MB"
     )
+    if not durable:
+        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     logfile = os.path.join(workdir, "pg.log")
     subprocess.run(
         _as_postgres([pg_bin("pg_ctl"), "-D", data, "-l", logfile, "-o", options, "-w", "start"]),
@@ -209,13 +214,18 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     command = argv[argv.index("--") + 1 :]
+    options = argv[: argv.index("--")]
+    if set(options) - {"--durable"}:
+        print(__doc__, file=sys.stderr)
+        return 2
+    durable = "--durable" in options
     env = dict(os.environ)
     with contextlib.ExitStack() as stack:
         workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="clawwits-svc-"))
         os.chmod(workdir, 0o755)
         if not env.get("DATABASE_URL"):
             pg_dir = os.path.join(workdir, "p")
-            env["DATABASE_URL"] = stack.enter_context(postgres(pg_dir))
+            env["DATABASE_URL"] = stack.enter_context(postgres(pg_dir, durable=durable))
             env["DATABASE_SOCKET_URL"] = postgres_socket_url(env["DATABASE_URL"], pg_dir)
         if not env.get("REDIS_URL"):
             redis_dir = os.path.join(workdir, "r")
