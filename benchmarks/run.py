@@ -1,8 +1,8 @@
 """The gateway's speed, each figure beside the same load sent straight to the fake upstream.
 
-    scripts/services.py --durable -- .venv/bin/python -m benchmarks.run [--quick] [--only SCENARIO ...]
-        [--worker-class gthread|gevent|sync] [--workers N] [--threads N] [--connections N]
-        [--db-pool N] [--unix-sockets] [--seconds S] [--warmup S]
+    scripts/services.py --durable -- .venv/bin/python -m benchmarks.run [--quick]
+        [--only SCENARIO ...] [--worker-class gthread|gevent|sync] [--workers N]
+        [--threads N] [--connections N] [--db-pool N] [--unix-sockets] [--seconds S] [--warmup S]
 
 Without DATABASE_URL / REDIS_URL it starts throwaway PostgreSQL and Redis itself (with
 scripts/services.py's context managers), over 127.0.0.1 TCP (`--unix-sockets`: over their unix
