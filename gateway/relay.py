@@ -23,7 +23,6 @@ Guarantees:
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import logging
 import time
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 from itertools import chain
 
 import numpy as np
+import orjson
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 
 from accounts import webhooks
@@ -700,13 +700,12 @@ def embeddings(caller: Caller, call: EmbedCall) -> HttpResponse:
     usage = Usage(tokens, 0)
     settlement = ticket.commit(usage=usage, reason="completed")
     if call.encoding_format == "base64":
-        encoded = [
-            '"' + base64.b64encode(v.astype("<f4").tobytes()).decode() + '"' for v in vectors
-        ]
+        encoded = [b'"' + base64.b64encode(v.astype("<f4").tobytes()) + b'"' for v in vectors]
     else:
         encoded = [_float_array(v) for v in vectors]
-    data = ",".join(
-        f'{{"object":"embedding","index":{i},"embedding":{vec}}}' for i, vec in enumerate(encoded)
+    data = b",".join(
+        b'{"object":"embedding","index":%d,"embedding":%b}' % (i, vec)
+        for i, vec in enumerate(encoded)
     )
     rest = json.dumps(
         {
@@ -719,19 +718,14 @@ def embeddings(caller: Caller, call: EmbedCall) -> HttpResponse:
     )
     # The vectors' text spliced in as it is; `rest` (less its opening brace) closes the object.
     return HttpResponse(
-        '{"object":"list","data":[' + data + "]," + rest[1:], content_type="application/json"
+        b'{"object":"list","data":[' + data + b"]," + rest[1:].encode(),
+        content_type="application/json",
     )
 
 
-def _float_array(vector: np.ndarray) -> str:
-    """A float32 vector as a JSON array, each number in 9 significant digits: as OpenAI prints
-    its float32 embeddings, and read back as exactly the same float32. Python's shortest
-    repr of each as a float64 (what `json` writes) takes 17 digits and ~3x the time (~0.3 ms
-    more for 1024 of them)."""
-    values = np.asarray(vector, dtype=np.float32).tolist()
-    return "[" + _float_format(len(values)) % tuple(values) + "]"
-
-
-@functools.lru_cache(maxsize=8)
-def _float_format(count: int) -> str:
-    return ",".join(["%.9g"] * count)
+def _float_array(vector: np.ndarray) -> bytes:
+    """A float32 vector as a JSON array, each number the shortest text that reads back as
+    exactly that float32 (at most 9 significant digits, as OpenAI prints its float32
+    embeddings). `json` would write each as a float64's repr, 17 digits; a %-format to 9
+    digits took ~165 µs for 1,024 of them, orjson's numpy serializer ~20 µs."""
+    return orjson.dumps(np.asarray(vector, dtype=np.float32), option=orjson.OPT_SERIALIZE_NUMPY)

@@ -115,7 +115,7 @@ def test_wrong_dimensions_and_token_arrays_are_400(live_server, account, catalog
     assert ledger.balance(user_id=account.user.id) == ledger.Balance(1_000_000, 0, 0)
 
 
-def test_float_vectors_are_the_base64_float32s_printed_in_nine_digits(
+def test_float_vectors_are_the_base64_float32s_printed_in_their_shortest_digits(
     live_server, account, catalogue
 ):
     import json
@@ -146,12 +146,19 @@ def test_float_vectors_are_the_base64_float32s_printed_in_nine_digits(
         assert item["index"] == other["index"]
         exact = np.frombuffer(base64.b64decode(other["embedding"]), dtype="<f4")
         assert np.array_equal(np.array(item["embedding"], dtype=np.float32), exact)
-    # printed as OpenAI prints float32 embeddings: 9 significant digits at most, not the 17 of
-    # a float64's repr
-    text = as_float.text[as_float.text.index("[") : as_float.text.index('"model"')]
-    numbers = re.findall(r"-?[0-9.]+(?:e[-+][0-9]+)?", text)
-    assert len(numbers) >= 2 * 1024
-    assert max(len(n.lstrip("-").replace(".", "").lstrip("0").split("e")[0]) for n in numbers) <= 9
+
+    # each printed in the fewest significant digits that read back as that float32 (numpy's
+    # shortest float32 repr), 9 at most as in OpenAI's float32 embeddings, not the 17 of a
+    # float64's repr
+    def digits(number: str) -> str:
+        return number.lstrip("-").split("e")[0].replace(".", "").strip("0")
+
+    arrays = re.findall(r'"embedding":\[([^\]]*)\]', as_float.text)
+    numbers = ",".join(arrays).split(",")
+    assert (len(arrays), len(numbers)) == (2, 2 * 1024)
+    shortest = [np.format_float_scientific(np.float32(number), unique=True) for number in numbers]
+    assert [digits(n) for n in numbers] == [digits(n) for n in shortest]
+    assert max(len(digits(n)) for n in numbers) <= 9
     # and the rest of the body is as before
     assert floats["object"] == "list"
     assert floats["model"] == catalogue.embed
