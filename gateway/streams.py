@@ -15,9 +15,10 @@ Each converter
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
+
+import orjson
 
 from clawwits.errors import ANTHROPIC_TYPE, OPENAI_TYPE, ApiError
 from gateway import translate
@@ -28,7 +29,9 @@ DONE = "[DONE]"
 
 
 def _dumps(value: object) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    """Compact UTF-8 JSON, as `json.dumps(value, ensure_ascii=False, separators=(",", ":"))`
+    writes it, ~20x faster (orjson): a stream parses and writes one of these per event."""
+    return orjson.dumps(value)
 
 
 def openai_sse(chunk: dict) -> bytes:
@@ -46,7 +49,8 @@ def _parse(data: str | dict) -> dict:
     if isinstance(data, dict):
         return data
     try:
-        value = json.loads(data)
+        # Strict JSON: NaN, Infinity and lone surrogates are unparsable, as they are in JSON.
+        value = orjson.loads(data)
     except ValueError:
         raise UpstreamError(PROTOCOL, "the provider sent an unparsable stream event") from None
     if not isinstance(value, dict):

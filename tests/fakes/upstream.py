@@ -62,8 +62,10 @@ Mid-stream faults fire after the first ``FAULT_AFTER_DELTAS`` content deltas (fe
 reply is shorter); on a non-stream request ``hang_mid_stream`` and ``truncated_stream`` fire
 halfway through the body. The mid-stream error event is OpenAI's ``data: {"error": {...}}``
 (type ``server_error``) or Anthropic's ``event: error`` (``overloaded_error``), after which the
-body ends cleanly without ``[DONE]`` / ``message_stop``. "limit" in ``over_report_usage`` is
-the request's limit, or the reply length when it has none. See ``Fault`` for each behaviour.
+body ends cleanly without ``[DONE]`` / ``message_stop``; ``nan_mid_stream`` ends it the same way
+after a content delta whose text is ``NaN`` (a literal Python's json reads and JSON lacks).
+"limit" in ``over_report_usage`` is the request's limit, or the reply length when it has none.
+See ``Fault`` for each behaviour.
 
 Recorded requests (``server.requests``) include every request, 404s and 401s too;
 ``clear()`` forgets them, drops queued and sticky faults, and restores the constructor knobs.
@@ -132,6 +134,7 @@ class Fault(StrEnum):
     MALFORMED_JSON = "malformed_json"  # 200 with a broken JSON body (streams: broken data event)
     WRONG_CONTENT_TYPE = "wrong_content_type"  # 200 text/html page
     ERROR_EVENT_MID_STREAM = "error_event_mid_stream"  # streams only; non-stream answers normally
+    NAN_MID_STREAM = "nan_mid_stream"  # streams: some events, then one holding NaN (not JSON)
     NO_USAGE = "no_usage"  # usage omitted everywhere, streams included
     OVER_REPORT_USAGE = "over_report_usage"  # output tokens reported as 1000 + 10 * limit
     CLOSE_BEFORE_HEADERS = "close_before_headers"  # read the request, close without a byte
@@ -139,6 +142,8 @@ class Fault(StrEnum):
 
 
 _RENDER_FAULTS = frozenset({Fault.NO_USAGE, Fault.OVER_REPORT_USAGE, Fault.FLOAT_EMBEDDINGS})
+# Faults of an event stream: a request answered whole is answered normally.
+_STREAM_ONLY_FAULTS = frozenset({Fault.ERROR_EVENT_MID_STREAM, Fault.NAN_MID_STREAM})
 
 
 @dataclass(frozen=True)
@@ -713,6 +718,13 @@ _SSE_HEADERS = (
     ("transfer-encoding", "chunked"),
 )
 _LAST_CHUNK = b"0\r\n\r\n"
+# A delta whose text is NaN: Python's json reads it, JSON has no such value.
+_NAN_EVENTS = {
+    False: b'data: {"choices": [{"index": 0, "delta": {"content": NaN}}]}\n\n',
+    True: b"event: content_block_delta\ndata: "
+    b'{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": NaN}}'
+    b"\n\n",
+}
 
 
 def _chunk(data: bytes) -> bytes:
@@ -905,6 +917,10 @@ class _Connection(asyncio.Protocol):
             return True
         if plan.fault is Fault.ERROR_EVENT_MID_STREAM:
             self._write(_chunk(response.error) + _LAST_CHUNK)
+            return True
+        if plan.fault is Fault.NAN_MID_STREAM:
+            anthropic = response.error.startswith(b"event: ")
+            self._write(_chunk(_NAN_EVENTS[anthropic]) + _LAST_CHUNK)
             return True
         if plan.fault is Fault.HANG_MID_STREAM:
             await self._drain()
@@ -1137,7 +1153,7 @@ routes = [ {{ provider = "fake", model = "fake-gpt" }} ]
         fault = self._take_fault()
         response = _render(route, request.raw_body, knobs, fault, anthropic, self.models)
         instant = fault is None or fault in _RENDER_FAULTS
-        if fault is Fault.ERROR_EVENT_MID_STREAM and isinstance(response, _Whole):
+        if fault in _STREAM_ONLY_FAULTS and isinstance(response, _Whole):
             instant = True
         if isinstance(response, _Sse) and knobs.token_delay_s > 0:
             instant = False

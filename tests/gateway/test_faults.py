@@ -136,7 +136,12 @@ def test_failure_before_first_byte_fails_over_and_bills_once(
     assert states == ["committed"]
 
 
-MID_STREAM = [Fault.HANG_MID_STREAM, Fault.TRUNCATED_STREAM, Fault.ERROR_EVENT_MID_STREAM]
+MID_STREAM = [
+    Fault.HANG_MID_STREAM,
+    Fault.TRUNCATED_STREAM,
+    Fault.ERROR_EVENT_MID_STREAM,
+    Fault.NAN_MID_STREAM,
+]
 
 
 @pytest.mark.parametrize("fault", MID_STREAM)
