@@ -49,6 +49,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import orjson
+
 CONNECT = "connect"
 TIMEOUT = "timeout"
 STATUS = "status"
@@ -622,7 +624,9 @@ def post_json(
         if "json" not in content_type:
             raise UpstreamError(MALFORMED, f"the provider answered {content_type or 'no type'}")
         try:
-            data = json.loads(raw)
+            # Strict JSON (orjson): NaN and Infinity, which Python's json reads, are not JSON,
+            # and passed on they would break the client's parser.
+            data = orjson.loads(raw)
         except ValueError:
             raise UpstreamError(MALFORMED, "the provider's answer is not valid JSON") from None
         if not isinstance(data, dict):

@@ -63,7 +63,8 @@ reply is shorter); on a non-stream request ``hang_mid_stream`` and ``truncated_s
 halfway through the body. The mid-stream error event is OpenAI's ``data: {"error": {...}}``
 (type ``server_error``) or Anthropic's ``event: error`` (``overloaded_error``), after which the
 body ends cleanly without ``[DONE]`` / ``message_stop``; ``nan_mid_stream`` ends it the same way
-after a content delta whose text is ``NaN`` (a literal Python's json reads and JSON lacks).
+after a content delta whose text is ``NaN`` (a literal Python's json reads and JSON lacks);
+on a non-stream request ``nan_value`` answers a whole message whose text is ``NaN``.
 "limit" in ``over_report_usage`` is the request's limit, or the reply length when it has none.
 See ``Fault`` for each behaviour.
 
@@ -134,7 +135,7 @@ class Fault(StrEnum):
     MALFORMED_JSON = "malformed_json"  # 200 with a broken JSON body (streams: broken data event)
     WRONG_CONTENT_TYPE = "wrong_content_type"  # 200 text/html page
     ERROR_EVENT_MID_STREAM = "error_event_mid_stream"  # streams only; non-stream answers normally
-    NAN_MID_STREAM = "nan_mid_stream"  # streams: some events, then one holding NaN (not JSON)
+    NAN_VALUE = "nan_value"  # NaN (not JSON) as the text: of a delta mid-stream, or the answer's
     NO_USAGE = "no_usage"  # usage omitted everywhere, streams included
     OVER_REPORT_USAGE = "over_report_usage"  # output tokens reported as 1000 + 10 * limit
     CLOSE_BEFORE_HEADERS = "close_before_headers"  # read the request, close without a byte
@@ -143,7 +144,7 @@ class Fault(StrEnum):
 
 _RENDER_FAULTS = frozenset({Fault.NO_USAGE, Fault.OVER_REPORT_USAGE, Fault.FLOAT_EMBEDDINGS})
 # Faults of an event stream: a request answered whole is answered normally.
-_STREAM_ONLY_FAULTS = frozenset({Fault.ERROR_EVENT_MID_STREAM, Fault.NAN_MID_STREAM})
+_STREAM_ONLY_FAULTS = frozenset({Fault.ERROR_EVENT_MID_STREAM})
 
 
 @dataclass(frozen=True)
@@ -642,6 +643,8 @@ def _replace_for_fault(response: _Response, fault: Fault | None, *, anthropic: b
                 broken = b"event: message_start\n" + broken
             return _Sse((broken,), (), (), b"")
         return _Whole(200, "application/json", b'{"id": "broken", "choices": [{"message": ')
+    if fault is Fault.NAN_VALUE and isinstance(response, _Whole):
+        return _Whole(200, "application/json", _NAN_ANSWERS[anthropic])
     return response
 
 
@@ -718,7 +721,13 @@ _SSE_HEADERS = (
     ("transfer-encoding", "chunked"),
 )
 _LAST_CHUNK = b"0\r\n\r\n"
-# A delta whose text is NaN: Python's json reads it, JSON has no such value.
+# A delta, or a whole answer, whose text is NaN: Python's json reads it, JSON has no such value.
+_NAN_ANSWERS = {
+    False: b'{"id": "chatcmpl-nan", "object": "chat.completion", "model": "fake-gpt", "choices": '
+    b'[{"index": 0, "message": {"role": "assistant", "content": NaN}, "finish_reason": "stop"}]}',
+    True: b'{"id": "msg_nan", "type": "message", "role": "assistant", "model": "fake-claude", '
+    b'"content": [{"type": "text", "text": NaN}], "stop_reason": "end_turn"}',
+}
 _NAN_EVENTS = {
     False: b'data: {"choices": [{"index": 0, "delta": {"content": NaN}}]}\n\n',
     True: b"event: content_block_delta\ndata: "
@@ -918,7 +927,7 @@ class _Connection(asyncio.Protocol):
         if plan.fault is Fault.ERROR_EVENT_MID_STREAM:
             self._write(_chunk(response.error) + _LAST_CHUNK)
             return True
-        if plan.fault is Fault.NAN_MID_STREAM:
+        if plan.fault is Fault.NAN_VALUE:
             anthropic = response.error.startswith(b"event: ")
             self._write(_chunk(_NAN_EVENTS[anthropic]) + _LAST_CHUNK)
             return True

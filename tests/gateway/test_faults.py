@@ -106,6 +106,27 @@ def test_failure_before_first_byte_is_502_and_releases_everything(
     assert (record.status, record.error_code, record.wits) == (502, "router_error", 0)
 
 
+@pytest.mark.parametrize("model", ["chat_openai", "chat_anthropic"])
+def test_a_plain_answer_holding_nan_is_a_502_not_passed_on(
+    live_server, account, catalogue, fake, model
+):
+    # Given a provider whose whole answer holds NaN, which Python's json reads and JSON lacks
+    fake.set_fault(Fault.NAN_VALUE)
+
+    response = _post(
+        live_server,
+        account.key,
+        {"model": getattr(catalogue, model), "messages": [{"role": "user", "content": PROMPT}]},
+    )
+
+    # Then the client gets a JSON error, not NaN, and nothing is charged
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "router_error"
+    balance, kinds, states = _settled(account.user)
+    assert balance == ledger.Balance(START, 0, 0)
+    assert (kinds, states) == (["grant", "reserve", "release"], ["released"])
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 @pytest.mark.parametrize("fault", PRE_FIRST_BYTE)
 def test_failure_before_first_byte_fails_over_and_bills_once(
@@ -140,7 +161,7 @@ MID_STREAM = [
     Fault.HANG_MID_STREAM,
     Fault.TRUNCATED_STREAM,
     Fault.ERROR_EVENT_MID_STREAM,
-    Fault.NAN_MID_STREAM,
+    Fault.NAN_VALUE,
 ]
 
 
