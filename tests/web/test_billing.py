@@ -125,14 +125,18 @@ def test_ledger_pages_follow_the_cursor(make_user):
 
 
 def test_another_tenants_ledger_and_orders_never_appear(owner, make_user):
-    other = make_user(wits=777)
+    # (an amount no id on the page can spell by chance: ids are hex, with no commas, and seven
+    # given digits in a row are ~1 in 10**7 per id; "777" alone was in a random order id)
+    other = make_user(wits=7_770_777)
     theirs = topups.start_order(user=other, wits=3_000_000, method="bank")
 
     mine = _client(owner).get("/billing").content.decode()
     their_view = _client(other).get("/billing")
 
     assert str(theirs.order_id) not in mine
-    assert "777" not in mine
+    assert "7,770,777" not in mine
+    assert "7770777" not in mine
+    assert "7,770,777" in their_view.content.decode()
     assert [e[0] for e in _entries(their_view)] == ["grant"]
     assert re.findall(r'<tr data-order-id="([0-9a-f-]+)">', their_view.content.decode()) == [
         str(theirs.order_id)
