@@ -314,8 +314,7 @@ def _open_stream(route: RouteInfo, call: ChatCall, cap: int) -> _Opened:
     )
     events = iter(handle)
     try:
-        first = next(events)
-        _check_first_event(first)
+        first = _checked_first_event(next(events))
     except StopIteration:
         handle.close()
         raise UpstreamError(upstream.PROTOCOL, "the provider's stream was empty") from None
@@ -325,18 +324,21 @@ def _open_stream(route: RouteInfo, call: ChatCall, cap: int) -> _Opened:
     return _Opened(events, first, handle)
 
 
-def _check_first_event(event: upstream.Event) -> None:
-    """Nothing has reached the client yet: a broken or error first event still fails over."""
+def _checked_first_event(event: upstream.Event) -> upstream.Event:
+    """The first event, parsed (the converter takes it as it is, without parsing it again).
+    Nothing has reached the client yet: a broken or error first event still fails over. It is
+    parsed as strictly as every later event (`streams.parse`): NaN is not JSON here either."""
     if event.data == streams.DONE:
         raise UpstreamError(upstream.PROTOCOL, "the provider's stream ended at once")
     try:
-        data = json.loads(event.data)
-    except ValueError:
+        data = streams.parse(event.data)
+    except UpstreamError:
         raise UpstreamError(upstream.MALFORMED, "the provider sent an unparsable event") from None
-    if not isinstance(data, dict) or data.get("error") or event.name == "error":
+    if data.get("error") or event.name == "error":
         raise UpstreamError(
             upstream.STATUS, "the provider's stream began with an error", status=503
         )
+    return upstream.Event(event.name, data)
 
 
 def _try_routes(ticket: Ticket, attempt):  # noqa: ANN001, ANN202 - attempt: route -> answer

@@ -31,7 +31,7 @@ DONE = "[DONE]"
 def _dumps(value: object) -> bytes:
     """Compact UTF-8 JSON (orjson), ~20x faster than `json.dumps` with `ensure_ascii=False`:
     a stream parses and writes one of these per event. The same text but for floats' spelling
-    (`1e-5`, not `1e-05`); values come from `_parse` or the gateway, so none is out of JSON's
+    (`1e-5`, not `1e-05`); values come from `parse` or the gateway, so none is out of JSON's
     reach (orjson refuses integers past 64 bits and lone surrogates, and writes NaN as null)."""
     return orjson.dumps(value)
 
@@ -47,7 +47,9 @@ def anthropic_sse(event: str, data: dict) -> bytes:
 OPENAI_DONE = b"data: [DONE]\n\n"
 
 
-def _parse(data: str | dict) -> dict:
+def parse(data: str | dict) -> dict:
+    """A provider's event as a JSON object (strict JSON), or UpstreamError; a dict (the local
+    provider's, or an event parsed already) as it is."""
     if isinstance(data, dict):
         return data
     try:
@@ -160,7 +162,7 @@ class OpenAIPassthrough(Converter):
         if data == DONE:
             self.done = True
             return []
-        chunk = _parse(data)
+        chunk = parse(data)
         _openai_upstream_error(chunk)
         if not self.started:
             for key in ("id", "created", "model"):
@@ -211,7 +213,7 @@ class AnthropicPassthrough(Converter):
         self.message_delta: dict | None = None
 
     def feed(self, event: str | None, data: str | dict) -> list[bytes]:
-        payload = _parse(data)
+        payload = parse(data)
         name = event or str(payload.get("type", ""))
         _anthropic_upstream_error(name, payload)
         if name == "message_start":
@@ -259,7 +261,7 @@ class OpenAIToAnthropic(Converter):
         if data == DONE:
             self.done = True
             return []
-        chunk = _parse(data)
+        chunk = parse(data)
         _openai_upstream_error(chunk)
         _openai_fragments(chunk, self.delivered)
         events = self.translator.feed(chunk)
@@ -295,7 +297,7 @@ class AnthropicToOpenAI(Converter):
         )
 
     def feed(self, event: str | None, data: str | dict) -> list[bytes]:
-        payload = _parse(data)
+        payload = parse(data)
         name = event or str(payload.get("type", ""))
         _anthropic_upstream_error(name, payload)
         if name == "message_stop":

@@ -639,7 +639,7 @@ def post_json(
 @dataclass(frozen=True)
 class Event:
     name: str | None
-    data: str
+    data: str | dict  # as sent; a dict once parsed (or built by the local provider)
 
 
 class EventStream:

@@ -63,8 +63,9 @@ reply is shorter); on a non-stream request ``hang_mid_stream`` and ``truncated_s
 halfway through the body. The mid-stream error event is OpenAI's ``data: {"error": {...}}``
 (type ``server_error``) or Anthropic's ``event: error`` (``overloaded_error``), after which the
 body ends cleanly without ``[DONE]`` / ``message_stop``; ``nan_mid_stream`` ends it the same way
-after a content delta whose text is ``NaN`` (a literal Python's json reads and JSON lacks);
-on a non-stream request ``nan_value`` answers a whole message whose text is ``NaN``.
+after a content delta whose text is ``NaN`` (a literal Python's json reads and JSON lacks).
+``nan_value`` puts that ``NaN`` first: a stream whose first event is that delta, or a whole
+message whose text is ``NaN``.
 "limit" in ``over_report_usage`` is the request's limit, or the reply length when it has none.
 See ``Fault`` for each behaviour.
 
@@ -135,7 +136,8 @@ class Fault(StrEnum):
     MALFORMED_JSON = "malformed_json"  # 200 with a broken JSON body (streams: broken data event)
     WRONG_CONTENT_TYPE = "wrong_content_type"  # 200 text/html page
     ERROR_EVENT_MID_STREAM = "error_event_mid_stream"  # streams only; non-stream answers normally
-    NAN_VALUE = "nan_value"  # NaN (not JSON) as the text: of a delta mid-stream, or the answer's
+    NAN_VALUE = "nan_value"  # NaN (not JSON) as the text of the first event, or of the answer
+    NAN_MID_STREAM = "nan_mid_stream"  # streams only: some deltas, then one whose text is NaN
     NO_USAGE = "no_usage"  # usage omitted everywhere, streams included
     OVER_REPORT_USAGE = "over_report_usage"  # output tokens reported as 1000 + 10 * limit
     CLOSE_BEFORE_HEADERS = "close_before_headers"  # read the request, close without a byte
@@ -144,7 +146,7 @@ class Fault(StrEnum):
 
 _RENDER_FAULTS = frozenset({Fault.NO_USAGE, Fault.OVER_REPORT_USAGE, Fault.FLOAT_EMBEDDINGS})
 # Faults of an event stream: a request answered whole is answered normally.
-_STREAM_ONLY_FAULTS = frozenset({Fault.ERROR_EVENT_MID_STREAM})
+_STREAM_ONLY_FAULTS = frozenset({Fault.ERROR_EVENT_MID_STREAM, Fault.NAN_MID_STREAM})
 
 
 @dataclass(frozen=True)
@@ -643,7 +645,9 @@ def _replace_for_fault(response: _Response, fault: Fault | None, *, anthropic: b
                 broken = b"event: message_start\n" + broken
             return _Sse((broken,), (), (), b"")
         return _Whole(200, "application/json", b'{"id": "broken", "choices": [{"message": ')
-    if fault is Fault.NAN_VALUE and isinstance(response, _Whole):
+    if fault is Fault.NAN_VALUE:
+        if isinstance(response, _Sse):
+            return _Sse((_NAN_EVENTS[anthropic],), (), (), b"")
         return _Whole(200, "application/json", _NAN_ANSWERS[anthropic])
     return response
 
@@ -927,7 +931,7 @@ class _Connection(asyncio.Protocol):
         if plan.fault is Fault.ERROR_EVENT_MID_STREAM:
             self._write(_chunk(response.error) + _LAST_CHUNK)
             return True
-        if plan.fault is Fault.NAN_VALUE:
+        if plan.fault is Fault.NAN_MID_STREAM:
             anthropic = response.error.startswith(b"event: ")
             self._write(_chunk(_NAN_EVENTS[anthropic]) + _LAST_CHUNK)
             return True

@@ -78,6 +78,8 @@ PRE_FIRST_BYTE = [
     Fault.MALFORMED_JSON,
     Fault.WRONG_CONTENT_TYPE,
     Fault.CLOSE_BEFORE_HEADERS,
+    # NaN: Python's json reads it, JSON has none (a client's SDK fails on it)
+    Fault.NAN_VALUE,
 ]
 
 
@@ -104,27 +106,6 @@ def test_failure_before_first_byte_is_502_and_releases_everything(
     assert states == ["released"]
     record = UsageRecord.objects.get()
     assert (record.status, record.error_code, record.wits) == (502, "router_error", 0)
-
-
-@pytest.mark.parametrize("model", ["chat_openai", "chat_anthropic"])
-def test_a_plain_answer_holding_nan_is_a_502_not_passed_on(
-    live_server, account, catalogue, fake, model
-):
-    # Given a provider whose whole answer holds NaN, which Python's json reads and JSON lacks
-    fake.set_fault(Fault.NAN_VALUE)
-
-    response = _post(
-        live_server,
-        account.key,
-        {"model": getattr(catalogue, model), "messages": [{"role": "user", "content": PROMPT}]},
-    )
-
-    # Then the client gets a JSON error, not NaN, and nothing is charged
-    assert response.status_code == 502
-    assert response.json()["error"]["code"] == "router_error"
-    balance, kinds, states = _settled(account.user)
-    assert balance == ledger.Balance(START, 0, 0)
-    assert (kinds, states) == (["grant", "reserve", "release"], ["released"])
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
@@ -161,7 +142,7 @@ MID_STREAM = [
     Fault.HANG_MID_STREAM,
     Fault.TRUNCATED_STREAM,
     Fault.ERROR_EVENT_MID_STREAM,
-    Fault.NAN_VALUE,
+    Fault.NAN_MID_STREAM,
 ]
 
 
