@@ -606,6 +606,9 @@ def _check_status(response: _Response) -> None:
     raise UpstreamError(STATUS, message, status=response.status, retry_after_s=retry_after)
 
 
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def post_json(
     url: str, *, headers: dict[str, str], body: dict, connect_timeout: float, read_timeout: float
 ) -> dict:
@@ -625,8 +628,9 @@ def post_json(
             raise UpstreamError(MALFORMED, f"the provider answered {content_type or 'no type'}")
         try:
             # Strict JSON (orjson): NaN and Infinity, which Python's json reads, are not JSON,
-            # and passed on they would break the client's parser.
-            data = orjson.loads(raw)
+            # and passed on they would break the client's parser. A leading byte order mark is
+            # not part of the text (RFC 8259 section 8.1 lets a parser ignore it; json did).
+            data = orjson.loads(raw.removeprefix(_UTF8_BOM))
         except ValueError:
             raise UpstreamError(MALFORMED, "the provider's answer is not valid JSON") from None
         if not isinstance(data, dict):
@@ -682,17 +686,23 @@ class EventStream:
         """The complete lines of each read. They are decoded and split at once: a newline byte
         never falls inside a UTF-8 sequence, so decoding up to one is the same as line by line."""
         pending = b""
+        # The first text decoded starts at the stream's first byte: a byte order mark there is
+        # not part of the stream (the event-stream format ignores one, as EventSource does).
+        first = True
         while True:
             chunk = self._read()
             if not chunk:
                 if pending:
-                    yield [pending.decode("utf-8", "replace").rstrip("\r")]
+                    text = pending.decode("utf-8", "replace")
+                    yield [(text.removeprefix("\ufeff") if first else text).rstrip("\r")]
                 return
             complete, newline, rest = chunk.rpartition(b"\n")
             if not newline:
                 pending += rest
                 continue
             text = (pending + complete if pending else complete).decode("utf-8", "replace")
+            if first:
+                text, first = text.removeprefix("\ufeff"), False
             pending = rest
             yield [line.rstrip("\r") for line in text.split("\n")]
 

@@ -65,7 +65,8 @@ halfway through the body. The mid-stream error event is OpenAI's ``data: {"error
 body ends cleanly without ``[DONE]`` / ``message_stop``; ``nan_mid_stream`` ends it the same way
 after a content delta whose text is ``NaN`` (a literal Python's json reads and JSON lacks).
 ``nan_value`` puts that ``NaN`` first: a stream whose first event is that delta, or a whole
-message whose text is ``NaN``.
+message whose text is ``NaN``. ``byte_order_mark`` answers normally, its body (or its event
+stream) led by a UTF-8 byte order mark, as some servers write one.
 "limit" in ``over_report_usage`` is the request's limit, or the reply length when it has none.
 See ``Fault`` for each behaviour.
 
@@ -142,6 +143,7 @@ class Fault(StrEnum):
     OVER_REPORT_USAGE = "over_report_usage"  # output tokens reported as 1000 + 10 * limit
     CLOSE_BEFORE_HEADERS = "close_before_headers"  # read the request, close without a byte
     FLOAT_EMBEDDINGS = "float_embeddings"  # embeddings as float lists whatever encoding_format
+    BYTE_ORDER_MARK = "byte_order_mark"  # a normal answer led by a UTF-8 BOM (EF BB BF)
 
 
 _RENDER_FAULTS = frozenset({Fault.NO_USAGE, Fault.OVER_REPORT_USAGE, Fault.FLOAT_EMBEDDINGS})
@@ -649,7 +651,15 @@ def _replace_for_fault(response: _Response, fault: Fault | None, *, anthropic: b
         if isinstance(response, _Sse):
             return _Sse((_NAN_EVENTS[anthropic],), (), (), b"")
         return _Whole(200, "application/json", _NAN_ANSWERS[anthropic])
+    if fault is Fault.BYTE_ORDER_MARK:
+        if isinstance(response, _Sse):
+            return replace(response, head=(_BOM + response.head[0], *response.head[1:]))
+        if isinstance(response, _Whole):
+            return replace(response, body=_BOM + response.body)
     return response
+
+
+_BOM = b"\xef\xbb\xbf"
 
 
 # ---------------------------------------------------------------------------------------------

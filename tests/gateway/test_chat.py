@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.fakes.upstream import REPLY_WORDS
+from tests.fakes.upstream import REPLY_WORDS, Fault
 from wits import ledger
 from wits.models import LedgerEntry, Reservation
 
@@ -237,3 +237,70 @@ def test_local_sandbox_model_answers_without_network(oai, claude, catalogue, fak
     assert msg.content[0].text
     assert msg.usage.output_tokens <= 20
     assert fake.requests == []
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+@pytest.mark.parametrize("upstream", ["openai", "anthropic"])
+def test_a_provider_answer_led_by_a_byte_order_mark_is_served_and_billed_once(
+    oai, account, catalogue, fake, upstream, stream
+):
+    # RFC 8259 lets a JSON parser ignore a leading BOM and the event-stream format drops one:
+    # the answer is the same as without it, on the first route, billed once.
+    fake.set_fault(Fault.BYTE_ORDER_MARK)
+    model = catalogue.chat_openai if upstream == "openai" else catalogue.chat_anthropic
+    # Three words to the fake; the gateway's own count of them is far more.
+    long_words = "supercalifragilisticexpialidocious antidisestablishmentarianism pneumonoultra"
+    messages = [{"role": "user", "content": long_words}]
+
+    if stream:
+        chunks = list(
+            oai.chat.completions.create(
+                model=model, messages=messages, stream=True, stream_options={"include_usage": True}
+            )
+        )
+        # The first event is the OpenAI stream's role chunk, and the Anthropic stream's
+        # message_start, whose input count the usage reports.
+        assert chunks[0].choices[0].delta.role == "assistant"
+        assert chunks[-1].usage.prompt_tokens == 3
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        wits = chunks[-1].model_extra["x_clawwits"]["wits"]
+    else:
+        resp = oai.chat.completions.create(model=model, messages=messages)
+        text, wits = resp.choices[0].message.content, resp.model_extra["x_clawwits"]["wits"]
+
+    charge = 3 + 8 * 2
+    assert text == EIGHT
+    assert wits == charge
+    assert len(fake.requests) == 1
+    assert ledger.balance(user_id=account.user.id) == ledger.Balance(1_000_000 - charge, 0, charge)
+    assert [kind for kind, _ in entries(account.user)] == ["grant", "reserve", "commit"]
+    assert list(Reservation.objects.values_list("state", flat=True)) == ["committed"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_an_anthropic_answer_led_by_a_byte_order_mark_passes_through_without_it(
+    claude, account, catalogue, fake, stream
+):
+    fake.set_fault(Fault.BYTE_ORDER_MARK)
+    request = {
+        "model": catalogue.chat_anthropic,
+        "messages": [{"role": "user", "content": "hello there"}],
+        "max_tokens": 100,
+    }
+
+    if stream:
+        with claude.messages.stream(**request) as events:
+            seen = list(events)
+            msg = events.get_final_message()
+        assert seen[0].type == "message_start"
+        wits = [e for e in seen if e.type == "message_delta"][-1].model_extra["x_clawwits"]["wits"]
+    else:
+        msg = claude.messages.create(**request)
+        wits = msg.model_extra["x_clawwits"]["wits"]
+
+    assert msg.content[0].text == EIGHT
+    assert (msg.usage.input_tokens, msg.usage.output_tokens) == (2, 8)
+    assert wits == 2 + 8 * 2
+    assert ledger.balance(user_id=account.user.id) == ledger.Balance(
+        1_000_000 - (2 + 8 * 2), 0, 2 + 8 * 2
+    )
