@@ -106,21 +106,19 @@ def test_a_failed_write_keeps_its_records_without_overwriting_newer_ones(make_us
     assert (_recorded(a), _recorded(b)) == (11, 20)
 
 
-@pytest.mark.django_db(transaction=False)
-def test_inside_a_transaction_a_record_is_written_at_once(make_user):
-    # A test transaction (as any caller's) is invisible to the writer's own connection.
+@pytest.mark.parametrize(
+    "fast_sql",
+    [
+        # A test transaction (as any caller's) is invisible to the writer's own connection.
+        pytest.param(True, marks=pytest.mark.django_db(transaction=False), id="in-a-transaction"),
+        pytest.param(False, id="off-postgresql"),  # the portable (SQLite) path
+    ],
+)
+def test_where_the_writer_would_not_see_it_a_record_is_written_at_once(
+    make_user, monkeypatch, fast_sql
+):
     [res] = _held(make_user)
-    writer = progress.Writer(flush_s=3600)
-
-    writer.record(res.id, 42)
-
-    assert writer.pending() == {}
-    assert _recorded(res) == 42
-
-
-def test_off_postgresql_a_record_is_written_at_once(make_user, monkeypatch):
-    [res] = _held(make_user)
-    monkeypatch.setattr(ledger, "FAST_SQL", False)  # the portable (SQLite) path
+    monkeypatch.setattr(ledger, "FAST_SQL", fast_sql)
     writer = progress.Writer(flush_s=3600)
 
     writer.record(res.id, 42)
