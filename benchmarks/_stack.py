@@ -14,8 +14,8 @@ Guarantees:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-import runpy
 import secrets
 import signal
 import subprocess
@@ -48,15 +48,26 @@ class Serving:
     db_pool: int | None = None  # None: a pool of 16 per worker under gevent, else none
 
     def effective(self) -> dict[str, object]:
+        """What gunicorn will run with: deploy/gunicorn.conf.py read in a child process.
+
+        Not here: with gevent workers the file monkey-patches the standard library (the
+        preloading master must), and this process runs the benchmarks' asyncio clients, whose
+        event loop would then poll through gevent's select emulation (`GeventSelector`)."""
         clean = {k: v for k, v in os.environ.items() if not k.startswith("WEB_")}
-        saved = dict(os.environ)
-        try:
-            os.environ.clear()
-            os.environ.update({**clean, **self.env()})
-            conf = runpy.run_path(str(GUNICORN_CONF))
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+        read = (
+            "import json, runpy, sys; conf = runpy.run_path(sys.argv[1]); "
+            "print(json.dumps({k: conf[k] for k in sys.argv[2:]}))"
+        )
+        names = ("worker_class", "workers", "threads", "worker_connections")
+        done = subprocess.run(
+            [sys.executable, "-c", read, str(GUNICORN_CONF), *names],
+            env={**clean, **self.env()},
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        conf = json.loads(done.stdout)
         return {
             "worker_class": conf["worker_class"],
             "workers": conf["workers"],
