@@ -115,7 +115,11 @@ def _bursts(pid: int, seconds: float) -> list[tuple[float, float]]:
 def _kernel(seconds: float) -> None:
     idle = Path("/sys/devices/system/cpu/cpuidle/current_driver")
     print(f"  CPU idle driver: {idle.read_text().strip() if idle.exists() else 'none'}")
-    pids = _kdamonds()
+    try:
+        pids = _kdamonds()
+    except OSError as error:  # DAMON's sysfs is root's to read
+        print(f"  DAMON: not readable here ({error.strerror})")
+        return
     if not pids:
         print("  DAMON: no kdamond running")
         return
