@@ -14,6 +14,7 @@ Guarantees:
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -25,7 +26,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
+from types import ModuleType, TracebackType
 
 from benchmarks import _procs
 
@@ -300,6 +301,20 @@ class Stack:
         return Gateway(port, started)
 
 
+@functools.cache
+def services_module() -> ModuleType:
+    """scripts/services.py as a module (it is a script, not in a package): its `postgres` and
+    `redis` context managers start the throwaway servers, for benchmarks and for tests."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "clawwits_services", ROOT / "scripts" / "services.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @contextlib.contextmanager
 def services(*, sockets: bool = False) -> Iterator[tuple[str, str]]:
     """DATABASE_URL and REDIS_URL from the environment, or throwaway servers started with
@@ -307,17 +322,11 @@ def services(*, sockets: bool = False) -> Iterator[tuple[str, str]]:
     with `sockets`, over their unix sockets (as a single-host deployment may). PostgreSQL
     started here is durable (every commit flushed before it is acknowledged), as in production;
     `durability` says what a configured one does."""
-    import importlib.util
-
     database_url = os.environ.get("DATABASE_URL", "")
     redis_url = os.environ.get("REDIS_URL", "")
     with contextlib.ExitStack() as stack:
         if not database_url or not redis_url:
-            spec = importlib.util.spec_from_file_location(
-                "clawwits_services", ROOT / "scripts" / "services.py"
-            )
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
+            module = services_module()
             svc = stack.enter_context(tempfile.TemporaryDirectory(prefix="clawwits-bench-svc-"))
             os.chmod(svc, 0o755)
             if not database_url:

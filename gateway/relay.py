@@ -701,8 +701,9 @@ def embeddings(caller: Caller, call: EmbedCall) -> HttpResponse:
         tokens = sum(local.count_tokens(text) for text in call.inputs)
     usage = Usage(tokens, 0)
     settlement = ticket.commit(usage=usage, reason="completed")
+    encoded: list[str] | list[np.ndarray]
     if call.encoding_format == "base64":
-        encoded: list = [base64.b64encode(v.astype("<f4").tobytes()).decode() for v in vectors]
+        encoded = [base64.b64encode(v.astype("<f4").tobytes()).decode() for v in vectors]
     else:
         # float32 arrays as they are: orjson prints each number as the shortest text that reads
         # back as exactly that float32 (at most 9 significant digits, as OpenAI prints its

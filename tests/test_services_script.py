@@ -3,7 +3,6 @@ benchmarks measure (a ledger's figures mean little on a server that does not flu
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -15,13 +14,6 @@ import pytest
 from benchmarks import _stack
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _services_module():  # noqa: ANN202 - a module loaded from a path
-    spec = importlib.util.spec_from_file_location("services", ROOT / "scripts" / "services.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize(
@@ -40,7 +32,7 @@ def _services_module():  # noqa: ANN202 - a module loaded from a path
 )
 def test_postgres_is_durable_only_when_asked(durable: bool, expected: str) -> None:
     # Given PostgreSQL started the way benchmarks (durable) and tests (not) start it
-    services = _services_module()
+    services = _stack.services_module()
     with tempfile.TemporaryDirectory(prefix="clawwits-durable-") as work:
         os.chmod(work, 0o755)  # PostgreSQL runs as the postgres user
         with services.postgres(os.path.join(work, "p"), durable=durable) as url:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import _stack
 from clawwits import env
 from clawwits.env import ConfigError, DatabaseConfig
 
@@ -281,9 +281,7 @@ def socket_env() -> Iterator[dict[str, str]]:
             "REDIS_URL": os.environ["REDIS_SOCKET_URL"],
         }
         return
-    spec = importlib.util.spec_from_file_location("services", ROOT / "scripts" / "services.py")
-    services = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(services)
+    services = _stack.services_module()
     with tempfile.TemporaryDirectory(prefix="clawwits-sockets-") as work:
         os.chmod(work, 0o755)  # PostgreSQL runs as the postgres user
         pg_dir, redis_dir = os.path.join(work, "p"), os.path.join(work, "r")

@@ -298,9 +298,11 @@ def test_an_anthropic_answer_led_by_a_byte_order_mark_passes_through_without_it(
         msg = claude.messages.create(**request)
         wits = msg.model_extra["x_clawwits"]["wits"]
 
+    charge = 2 + 8 * 2
     assert msg.content[0].text == EIGHT
     assert (msg.usage.input_tokens, msg.usage.output_tokens) == (2, 8)
-    assert wits == 2 + 8 * 2
-    assert ledger.balance(user_id=account.user.id) == ledger.Balance(
-        1_000_000 - (2 + 8 * 2), 0, 2 + 8 * 2
-    )
+    assert wits == charge
+    assert len(fake.requests) == 1  # the first route answered: nothing failed over
+    assert ledger.balance(user_id=account.user.id) == ledger.Balance(1_000_000 - charge, 0, charge)
+    assert [kind for kind, _ in entries(account.user)] == ["grant", "reserve", "commit"]
+    assert list(Reservation.objects.values_list("state", flat=True)) == ["committed"]
